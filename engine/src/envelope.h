@@ -1,0 +1,85 @@
+// Envelope: one accepted message as the engine stores it. Move-only. Chat id
+// and payload share one buffer: inline when they fit (no heap allocation),
+// else one heap block — the only allocation a message costs.
+#ifndef CHATSHARD_ENGINE_SRC_ENVELOPE_H_
+#define CHATSHARD_ENGINE_SRC_ENVELOPE_H_
+
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+#include <utility>
+
+namespace chatshard::internal {
+
+class Envelope {
+ public:
+  static constexpr uint32_t kInlineBytes = 48;
+
+  Envelope() = default;
+  Envelope(std::string_view chat, std::string_view payload, uint32_t chat_hash,
+           int64_t enqueued_ns)
+      : enqueued_ns_(enqueued_ns),
+        chat_len_(static_cast<uint32_t>(chat.size())),
+        payload_len_(static_cast<uint32_t>(payload.size())),
+        chat_hash_(chat_hash) {
+    const size_t total = chat.size() + payload.size();
+    char* dst = inline_;
+    if (total > kInlineBytes) {
+      heap_ = new char[total];
+      dst = heap_;
+    }
+    if (!chat.empty()) std::memcpy(dst, chat.data(), chat.size());
+    if (!payload.empty()) std::memcpy(dst + chat.size(), payload.data(), payload.size());
+  }
+  Envelope(Envelope&& other) noexcept { MoveFrom(other); }
+  Envelope& operator=(Envelope&& other) noexcept {
+    if (this != &other) {
+      delete[] heap_;
+      MoveFrom(other);
+    }
+    return *this;
+  }
+  Envelope(const Envelope&) = delete;
+  Envelope& operator=(const Envelope&) = delete;
+  ~Envelope() { delete[] heap_; }
+
+  std::string_view chat() const { return {data(), chat_len_}; }
+  std::string_view payload() const { return {data() + chat_len_, payload_len_}; }
+  uint32_t chat_hash() const { return chat_hash_; }
+  int64_t enqueued_ns() const { return enqueued_ns_; }
+  uint64_t id() const { return id_; }
+  void set_id(uint64_t id) { id_ = id; }
+  uint32_t attempts() const { return attempts_; }  // runs so far
+  void add_attempt() { ++attempts_; }
+  int64_t due_ns() const { return due_ns_; }
+  void set_due_ns(int64_t due) { due_ns_ = due; }
+
+ private:
+  const char* data() const { return heap_ != nullptr ? heap_ : inline_; }
+  void MoveFrom(Envelope& o) {
+    id_ = o.id_;
+    enqueued_ns_ = o.enqueued_ns_;
+    due_ns_ = o.due_ns_;
+    chat_len_ = o.chat_len_;
+    payload_len_ = o.payload_len_;
+    chat_hash_ = o.chat_hash_;
+    attempts_ = o.attempts_;
+    heap_ = o.heap_;
+    o.heap_ = nullptr;
+    if (heap_ == nullptr) std::memcpy(inline_, o.inline_, chat_len_ + payload_len_);
+  }
+
+  uint64_t id_ = 0;
+  int64_t enqueued_ns_ = 0;
+  int64_t due_ns_ = 0;
+  uint32_t chat_len_ = 0;
+  uint32_t payload_len_ = 0;
+  uint32_t chat_hash_ = 0;
+  uint32_t attempts_ = 0;
+  char* heap_ = nullptr;
+  char inline_[kInlineBytes];
+};
+
+}  // namespace chatshard::internal
+
+#endif  // CHATSHARD_ENGINE_SRC_ENVELOPE_H_
