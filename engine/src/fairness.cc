@@ -1,6 +1,8 @@
 #include "fairness.h"
 
 #include <algorithm>
+#include <math.h>  // lgamma_r
+
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -19,8 +21,11 @@ constexpr double kTiny = std::numeric_limits<double>::min() / kGammaEpsilon;
 
 // exp(-x) x^a / Gamma(a), the factor both expansions share, in logs so that
 // it neither overflows nor underflows early for large a.
+// lgamma_r, not std::lgamma: glibc's lgamma writes the global `signgam`, a
+// data race when two threads take a Stats() snapshot at once (found by TSan).
 double GammaPrefactor(double a, double x) {
-  return std::exp(-x + a * std::log(x) - std::lgamma(a));
+  int sign = 0;
+  return std::exp(-x + a * std::log(x) - ::lgamma_r(a, &sign));
 }
 
 // P(a, x) by its power series; converges fast for x < a + 1.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -178,6 +179,19 @@ bool Shard::ReleaseSlotOrContinue() {
 
 void Shard::Drain() {
   ThreadSlot& slot = core_->thread_slot();
+  struct Occupy {
+    explicit Occupy(ThreadSlot& s) : slot(s) {
+      // acquire: see the previous occupant's writes. A true here would mean
+      // two threads share a slot, which TBB promises never happens.
+      if (slot.occupied.exchange(true, std::memory_order_acquire)) {
+        std::fprintf(stderr, "chatshard: arena slot shared by two threads\n");
+        std::abort();
+      }
+    }
+    // release: publish this occupant's writes to the next.
+    ~Occupy() { slot.occupied.store(false, std::memory_order_release); }
+    ThreadSlot& slot;
+  } occupy(slot);
   for (;;) {
     SliceEnd end;
     try {

@@ -83,6 +83,12 @@ struct alignas(kCacheLine) ThreadSlot {
   explicit ThreadSlot(uint32_t partitions);
   ShardRecord& RecordFor(uint32_t shard);
 
+  // True while a drain task runs on this slot. TBB hands a slot from thread
+  // to thread inside libtbb, which sanitizers cannot see into; taking this
+  // flag with acquire and dropping it with release makes each occupant's
+  // writes (scratch buffers, records) happen-before the next occupant's
+  // reads in the program itself, and checks that occupants never overlap.
+  std::atomic<bool> occupied{false};
   // Shard whose handler this thread runs now, or -1. Written by the owner,
   // read by Stats() (relaxed: a gauge).
   std::atomic<int32_t> running_shard{-1};

@@ -350,11 +350,13 @@ TEST(EngineTest, DrainWithShortDeadlineHandsBackTheRest) {
   for (int i = 0; i < n; ++i) {
     ASSERT_EQ(engine->Submit("c" + std::to_string(i % 5), "p"), SubmitResult::kAccepted);
   }
+  const int before = count.load();
   ShutdownReport report = engine->Shutdown(ShutdownMode::kDrain, std::chrono::milliseconds(50));
   EXPECT_TRUE(report.deadline_reached);
   EXPECT_EQ(report.still_running, 0u);
   EXPECT_EQ(count.load() + static_cast<int>(report.unprocessed.size()), n);
-  EXPECT_EQ(report.completed_during_shutdown, static_cast<uint64_t>(count.load()));
+  EXPECT_LE(report.completed_during_shutdown, static_cast<uint64_t>(count.load()));
+  EXPECT_GE(report.completed_during_shutdown, static_cast<uint64_t>(count.load() - before));
 }
 
 TEST(EngineTest, HandlerOutlivingTheDeadlineIsReportedAndCollectedLater) {
