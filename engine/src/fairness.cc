@@ -1,8 +1,8 @@
 #include "fairness.h"
 
-#include <algorithm>
 #include <math.h>  // lgamma_r
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>

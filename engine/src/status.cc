@@ -1,5 +1,7 @@
 #include "chatshard/status.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 
@@ -36,4 +38,13 @@ std::string Status::ToString() const {
   return out;
 }
 
+namespace internal_status {
+
+void DieOnBadResultAccess(const Status& status) {
+  std::fprintf(stderr, "chatshard: value() of a Result that holds an error: %s\n",
+               status.ToString().c_str());
+  std::abort();
+}
+
+}  // namespace internal_status
 }  // namespace chatshard

@@ -16,6 +16,7 @@ namespace chatshard {
 namespace {
 
 using ::chatshard::testing::MakeEngine;
+using ::chatshard::testing::Name;
 using ::chatshard::testing::Scaled;
 
 struct Payload {
@@ -89,7 +90,7 @@ TEST_P(EngineInvariantsTest, NoLossNoDuplicatePerProducerChatOrder) {
       std::string chat;
       for (int i = 0; i < per_producer; ++i) {
         const Payload p{static_cast<uint32_t>(t), pick(rng), static_cast<uint64_t>(i)};
-        chat = "chat-" + std::to_string(p.chat);
+        chat = Name("chat-", p.chat);
         const SubmitResult r = handle ? handle->Submit(chat, AsBytes(p))
                                       : engine->Submit(chat, AsBytes(p));
         if (r != SubmitResult::kAccepted) rejected.fetch_add(1);
@@ -151,7 +152,7 @@ TEST(EngineConcurrencyTest, ShutdownRacingProducersLosesNothing) {
         for (int i = 0; i < per_producer; ++i) {
           const Payload p{static_cast<uint32_t>(t), static_cast<uint32_t>(i % 97),
                           static_cast<uint64_t>(i)};
-          const SubmitResult r = handle->Submit("c" + std::to_string(p.chat), AsBytes(p));
+          const SubmitResult r = handle->Submit(Name("c", p.chat), AsBytes(p));
           if (r == SubmitResult::kAccepted) {
             EXPECT_FALSE(stopped) << "accepted after a kStopping";
             accepted[t][i] = 1;
@@ -211,7 +212,7 @@ TEST(EngineConcurrencyTest, CapacityHoldsUnderConcurrentProducers) {
     threads.emplace_back([&, t] {
       auto handle = engine->CreateProducer();
       for (int i = 0; i < Scaled(20000, 3000); ++i) {
-        if (handle->Submit("c" + std::to_string((i + t) % 11), "p") == SubmitResult::kAccepted) {
+        if (handle->Submit(Name("c", (i + t) % 11), "p") == SubmitResult::kAccepted) {
           accepted_total.fetch_add(1);
         }
         if (i % 256 == 0) {
@@ -249,7 +250,7 @@ TEST(EngineConcurrencyTest, ThrowingHandlersFromManyThreadsKeepTheEngineRunning)
   for (int t = 0; t < 2; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < n / 2; ++i) {
-        ASSERT_EQ(engine->Submit("c" + std::to_string(i % 100 + t * 100), "p"),
+        ASSERT_EQ(engine->Submit(Name("c", i % 100 + t * 100), "p"),
                   SubmitResult::kAccepted);
       }
     });

@@ -19,6 +19,7 @@ namespace {
 using ::chatshard::testing::ChatOnShard;
 using ::chatshard::testing::Gate;
 using ::chatshard::testing::MakeEngine;
+using ::chatshard::testing::Name;
 using ::chatshard::testing::WaitFor;
 using ::testing::HasSubstr;
 
@@ -113,7 +114,7 @@ TEST(EngineTest, ShardOfMatchesPublicRoutingForBothSchemes) {
     o.routing = routing;
     auto engine = MakeEngine(o, Done);
     for (int i = 0; i < 1000; ++i) {
-      const std::string id = "room-" + std::to_string(i);
+      const std::string id = Name("room-", i);
       EXPECT_EQ(engine->ShardOf(id), ShardFor(id, 37, routing));
     }
   }
@@ -129,7 +130,7 @@ TEST(EngineTest, MessagesRunOnTheShardTheyRouteTo) {
     return Outcome::kDone;
   });
   for (int i = 0; i < 2000; ++i) {
-    ASSERT_EQ(engine->Submit("c" + std::to_string(i % 97), "p"), SubmitResult::kAccepted);
+    ASSERT_EQ(engine->Submit(Name("c", i % 97), "p"), SubmitResult::kAccepted);
   }
   engine->Shutdown(ShutdownMode::kDrain, std::chrono::seconds(10));
   EXPECT_EQ(wrong.load(), 0);
@@ -203,7 +204,7 @@ TEST(EngineTest, HandlerExceptionsFailTheMessageAndTheEngineKeepsRunning) {
       o,
       [](const MessageView& m) -> Outcome {
         const int n = std::stoi(std::string(m.payload));
-        if (n % 3 == 0) throw std::runtime_error("boom " + std::to_string(n));
+        if (n % 3 == 0) throw std::runtime_error(Name("boom ", n));
         if (n % 3 == 1) throw 42;  // not a std::exception
         return Outcome::kDone;
       },
@@ -212,7 +213,7 @@ TEST(EngineTest, HandlerExceptionsFailTheMessageAndTheEngineKeepsRunning) {
         reasons.emplace_back(f.reason);
       });
   for (int i = 0; i < 300; ++i) {
-    ASSERT_EQ(engine->Submit("c" + std::to_string(i % 7), std::to_string(i)),
+    ASSERT_EQ(engine->Submit(Name("c", i % 7), std::to_string(i)),
               SubmitResult::kAccepted);
   }
   engine->Shutdown(ShutdownMode::kDrain, std::chrono::seconds(10));
@@ -307,7 +308,7 @@ TEST(EngineTest, AbortHandsBackExactlyTheUnprocessedMessages) {
     });
     const int n = 5000;
     for (int i = 0; i < n; ++i) {
-      ASSERT_EQ(engine->Submit("chat-" + std::to_string(i % 13), std::to_string(i)),
+      ASSERT_EQ(engine->Submit(Name("chat-", i % 13), std::to_string(i)),
                 SubmitResult::kAccepted);
     }
     ASSERT_TRUE(WaitFor([&] { return count.load() >= 100; }));
@@ -348,7 +349,7 @@ TEST(EngineTest, DrainWithShortDeadlineHandsBackTheRest) {
   });
   const int n = 2000;
   for (int i = 0; i < n; ++i) {
-    ASSERT_EQ(engine->Submit("c" + std::to_string(i % 5), "p"), SubmitResult::kAccepted);
+    ASSERT_EQ(engine->Submit(Name("c", i % 5), "p"), SubmitResult::kAccepted);
   }
   const int before = count.load();
   ShutdownReport report = engine->Shutdown(ShutdownMode::kDrain, std::chrono::milliseconds(50));
@@ -398,7 +399,7 @@ TEST(EngineTest, DestructorIsSafeWithQueuedAndRunningWork) {
       std::this_thread::sleep_for(std::chrono::microseconds(50));
       return Outcome::kDone;
     });
-    for (int i = 0; i < 3000; ++i) (void)engine->Submit("c" + std::to_string(i % 50), "p");
+    for (int i = 0; i < 3000; ++i) (void)engine->Submit(Name("c", i % 50), "p");
     ASSERT_TRUE(WaitFor([&] { return count.load() > 10; }));
     engine.reset();  // must not crash, hang or leak (ASan checks the last)
   }
@@ -430,7 +431,7 @@ TEST(EngineTest, QuietStatsAreExactAndNameTheHotChat) {
   });
   uint64_t accepted = 0;
   for (int i = 0; i < 4000; ++i) {
-    const std::string chat = i % 2 == 0 ? "hot" : "cold-" + std::to_string(i % 101);
+    const std::string chat = i % 2 == 0 ? "hot" : Name("cold-", i % 101);
     accepted += engine->Submit(chat, i % 10 == 1 ? "f" : "ok") == SubmitResult::kAccepted;
   }
   (void)engine->Submit("", "x");
@@ -564,7 +565,7 @@ TEST(EngineTest, PerChatNeverRunsOneChatConcurrentlyButRunsChatsInParallel) {
     return Outcome::kDone;
   });
   for (int i = 0; i < 600; ++i) {
-    ASSERT_EQ(engine->Submit("c" + std::to_string(i % 6), "p"), SubmitResult::kAccepted);
+    ASSERT_EQ(engine->Submit(Name("c", i % 6), "p"), SubmitResult::kAccepted);
   }
   engine->Shutdown(ShutdownMode::kDrain, std::chrono::seconds(30));
   EXPECT_EQ(overlap.load(), 0);

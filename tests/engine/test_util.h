@@ -55,6 +55,14 @@ inline bool WaitFor(const std::function<bool()>& done,
   return true;
 }
 
+// prefix + n. (Not `"literal" + std::to_string(n)`: GCC 12 warns falsely
+// with -Wrestrict there in optimised builds, GCC bug 105329.)
+inline std::string Name(std::string_view prefix, long long n) {
+  std::string s(prefix);
+  s += std::to_string(n);
+  return s;
+}
+
 inline std::unique_ptr<Engine> MakeEngine(const Options& options, Handler handler,
                                           FailureHook hook = nullptr) {
   auto result = Engine::Create(options, std::move(handler), std::move(hook));
@@ -66,7 +74,7 @@ inline std::unique_ptr<Engine> MakeEngine(const Options& options, Handler handle
 inline std::string ChatOnShard(uint32_t shard, const Options& o, const std::string& prefix,
                                int skip = 0) {
   for (int i = 0;; ++i) {
-    std::string id = prefix + std::to_string(i);
+    std::string id = Name(prefix, i);
     if (ShardFor(id, o.partitions, o.routing) == shard && skip-- == 0) return id;
   }
 }

@@ -1,11 +1,11 @@
 // Stats: a merged, point-in-time copy of what the engine recorded.
 //
 // Read contract: counters and histograms are recorded per thread with relaxed
-// atomics and merged by Engine::Stats(). While messages flow, a snapshot is a
-// consistent-enough estimate (each counter is exact for some recent instant,
-// but different counters may belong to slightly different instants). Once the
-// engine is quiet (no Submit in progress, nothing queued or running), the
-// snapshot is exact: submitted == completed + failed + rejected-free work, etc.
+// atomics and merged by Engine::Stats(). While messages flow, each counter is
+// exact for some recent instant, but different counters may belong to
+// slightly different instants. Once the engine is quiet (no Submit in
+// progress, nothing queued or running), the snapshot is exact: per shard,
+// submitted == completed + failed, and waiting == active == 0.
 #ifndef CHATSHARD_STATS_H_
 #define CHATSHARD_STATS_H_
 
@@ -46,13 +46,17 @@ struct ShardStats {
   uint64_t active = 0;     // running in a handler now
   uint64_t completed = 0;  // finished kDone
   uint64_t failed = 0;     // finished failed
-  uint64_t retried = 0;    // runs that answered kRetry
+  uint64_t retried = 0;    // runs that answered kRetry and were run again
   LatencySummary queue_wait;    // accepted -> first run starts
   LatencySummary service_time;  // one handler run
 };
 
 // Scores of how evenly work spreads. For per-shard load, "load" is each
-// shard's submitted count.
+// shard's submitted message count. Note that the chi-square test asks whether
+// message load is uniform across shards; all of one chat's messages land on
+// one shard, so on skewed real traffic it rejects uniformity even for a
+// perfect hash. To test the hash itself, run the same score over distinct
+// chats per shard (tests/engine/routing_test.cc does, on the real capture).
 struct Fairness {
   double jain = 1;           // Jain's index (sum x)^2 / (n sum x^2), 1/n..1, 1 is even
   double cv = 0;             // coefficient of variation, stddev / mean

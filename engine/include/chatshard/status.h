@@ -13,6 +13,11 @@
 
 namespace chatshard {
 
+class Status;
+namespace internal_status {
+[[noreturn]] void DieOnBadResultAccess(const Status& status);
+}  // namespace internal_status
+
 class [[nodiscard]] Status {
  public:
   enum class Code { kOk = 0, kInvalidArgument, kFailedPrecondition, kUnavailable, kInternal };
@@ -44,21 +49,34 @@ class [[nodiscard]] Status {
   std::shared_ptr<const State> state_;  // null means OK
 };
 
-// A value or the Status explaining why there is none.
+// A value or the Status explaining why there is none. Reading the value of
+// a Result that is not ok() is a contract violation: it aborts the process
+// with the status message rather than hand back a default-built value.
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}                   // NOLINT: implicit by design
-  Result(Status status) : status_(std::move(status)) {}           // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  // `status` must not be OK (an OK status without a value becomes Internal).
+  Result(Status status)  // NOLINT: implicit by design
+      : status_(status.ok() ? Status::Internal("Result built from an OK status without a value")
+                            : std::move(status)) {}
 
   bool ok() const { return status_.ok(); }
   const Status& status() const { return status_; }
-  T& value() & { return value_; }
-  T&& value() && { return std::move(value_); }
-  T* operator->() { return &value_; }
-  T& operator*() & { return value_; }
+  T& value() & { return CheckedValue(); }
+  const T& value() const& { return CheckedValue(); }
+  T&& value() && { return std::move(CheckedValue()); }
+  T* operator->() { return &CheckedValue(); }
+  const T* operator->() const { return &CheckedValue(); }
+  T& operator*() & { return CheckedValue(); }
+  const T& operator*() const& { return CheckedValue(); }
 
  private:
+  T& CheckedValue() const {
+    if (!status_.ok()) internal_status::DieOnBadResultAccess(status_);
+    return const_cast<T&>(value_);
+  }
+
   T value_{};
   Status status_;
 };
