@@ -9,19 +9,42 @@
 #include <string_view>
 #include <utility>
 
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#endif
+
 namespace chatshard::internal {
+
+// moodycamel hands a queue slot back from consumer to producer through a
+// relaxed load plus std::atomic_thread_fence, which ThreadSanitizer cannot
+// model (moodycamel issues #49, #62), so reusing a block looks like a race
+// on the Envelope stored in it. Under TSan, an Envelope's storage therefore
+// carries an explicit hand-off: its destructor (the consumer's last touch of
+// a slot) releases the address and every constructor (the producer's first
+// touch) acquires it. No code is generated otherwise.
+inline void TsanSlotAcquire([[maybe_unused]] void* slot) {
+#if defined(__SANITIZE_THREAD__)
+  __tsan_acquire(slot);
+#endif
+}
+inline void TsanSlotRelease([[maybe_unused]] void* slot) {
+#if defined(__SANITIZE_THREAD__)
+  __tsan_release(slot);
+#endif
+}
 
 class Envelope {
  public:
   static constexpr uint32_t kInlineBytes = 48;
 
-  Envelope() = default;
+  Envelope() { TsanSlotAcquire(this); }
   Envelope(std::string_view chat, std::string_view payload, uint32_t chat_hash,
            int64_t enqueued_ns)
       : enqueued_ns_(enqueued_ns),
         chat_len_(static_cast<uint32_t>(chat.size())),
         payload_len_(static_cast<uint32_t>(payload.size())),
         chat_hash_(chat_hash) {
+    TsanSlotAcquire(this);
     const size_t total = chat.size() + payload.size();
     char* dst = inline_;
     if (total > kInlineBytes) {
@@ -31,7 +54,10 @@ class Envelope {
     if (!chat.empty()) std::memcpy(dst, chat.data(), chat.size());
     if (!payload.empty()) std::memcpy(dst + chat.size(), payload.data(), payload.size());
   }
-  Envelope(Envelope&& other) noexcept { MoveFrom(other); }
+  Envelope(Envelope&& other) noexcept {
+    TsanSlotAcquire(this);
+    MoveFrom(other);
+  }
   Envelope& operator=(Envelope&& other) noexcept {
     if (this != &other) {
       delete[] heap_;
@@ -41,7 +67,10 @@ class Envelope {
   }
   Envelope(const Envelope&) = delete;
   Envelope& operator=(const Envelope&) = delete;
-  ~Envelope() { delete[] heap_; }
+  ~Envelope() {
+    delete[] heap_;
+    TsanSlotRelease(this);
+  }
 
   std::string_view chat() const { return {data(), chat_len_}; }
   std::string_view payload() const { return {data() + chat_len_, payload_len_}; }

@@ -1,0 +1,148 @@
+#include "replay_probe.h"
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace chatshard::cli {
+namespace {
+
+// Traffic of `chats` chats whose messages alternate: message i is of chat i % chats.
+Traffic AlternatingTraffic(uint32_t chats, uint64_t messages) {
+  Traffic traffic;
+  for (uint32_t chat = 0; chat < chats; ++chat)
+    traffic.chats.push_back("chat-" + std::to_string(chat));
+  for (uint64_t i = 0; i < messages; ++i) {
+    traffic.messages.push_back(TrafficMessage{
+        .ts_us = static_cast<int64_t>(i), .chat = static_cast<uint32_t>(i % chats), .bytes = 0});
+  }
+  return traffic;
+}
+
+// Runs message `index` of `traffic` through the probe, as the engine would.
+Outcome HandleMessage(ReplayProbe& probe, const Traffic& traffic, uint64_t index,
+                      Clock::time_point enqueued = Clock::now()) {
+  const ReplayProbe::Payload payload = ReplayProbe::EncodePayload(index);
+  MessageView view;
+  view.chat_id = traffic.chats[traffic.messages[index].chat];
+  view.payload = std::string_view(payload.data(), payload.size());
+  view.enqueued = enqueued;
+  return probe.Handle(view);
+}
+
+TEST(ReplayProbeTest, InOrderRunsOfInterleavedChatsAreNoViolation) {
+  const Traffic traffic = AlternatingTraffic(3, 30);
+  ReplayProbe probe(traffic, std::chrono::microseconds(0), WorkMode::kBusy);
+  for (uint64_t i = 0; i < 30; ++i) EXPECT_EQ(HandleMessage(probe, traffic, i), Outcome::kDone);
+  const ReplayProbe::Totals totals = probe.Collect();
+  EXPECT_EQ(totals.runs, 30u);
+  EXPECT_EQ(totals.order_violations, 0u);
+  EXPECT_EQ(totals.duplicates, 0u);
+  EXPECT_EQ(totals.corrupt, 0u);
+  for (uint64_t ns : totals.end_to_end_ns) EXPECT_NE(ns, ReplayProbe::kNotRun);
+}
+
+TEST(ReplayProbeTest, CountsAMessageRunAfterALaterOneOfItsChat) {
+  const Traffic traffic = AlternatingTraffic(2, 6);  // chat 0: 0, 2, 4; chat 1: 1, 3, 5
+  ReplayProbe probe(traffic, std::chrono::microseconds(0), WorkMode::kBusy);
+  HandleMessage(probe, traffic, 4);
+  HandleMessage(probe, traffic, 1);  // other chat: fine
+  HandleMessage(probe, traffic, 2);  // after 4 of the same chat
+  HandleMessage(probe, traffic, 0);  // after 4 too
+  HandleMessage(probe, traffic, 3);
+  const ReplayProbe::Totals totals = probe.Collect();
+  EXPECT_EQ(totals.order_violations, 2u);
+  EXPECT_EQ(totals.runs, 5u);
+  EXPECT_EQ(totals.end_to_end_ns[5], ReplayProbe::kNotRun);
+}
+
+TEST(ReplayProbeTest, CountsASecondRunOfAMessageAsDuplicate) {
+  const Traffic traffic = AlternatingTraffic(1, 3);
+  ReplayProbe probe(traffic, std::chrono::microseconds(0), WorkMode::kBusy);
+  HandleMessage(probe, traffic, 0);
+  HandleMessage(probe, traffic, 1);
+  HandleMessage(probe, traffic, 1);
+  const ReplayProbe::Totals totals = probe.Collect();
+  EXPECT_EQ(totals.duplicates, 1u);
+  EXPECT_EQ(totals.order_violations, 0u);  // a repeat is not a step back
+  EXPECT_EQ(totals.runs, 3u);
+}
+
+TEST(ReplayProbeTest, FailsMessagesTheReplayDidNotSend) {
+  const Traffic traffic = AlternatingTraffic(2, 2);
+  ReplayProbe probe(traffic, std::chrono::microseconds(0), WorkMode::kBusy);
+  MessageView view;
+  view.chat_id = "chat-0";
+  view.payload = "short";
+  EXPECT_EQ(probe.Handle(view), Outcome::kFail);
+  const ReplayProbe::Payload out_of_range = ReplayProbe::EncodePayload(2);
+  view.payload = std::string_view(out_of_range.data(), out_of_range.size());
+  EXPECT_EQ(probe.Handle(view), Outcome::kFail);
+  const ReplayProbe::Payload of_chat_1 = ReplayProbe::EncodePayload(1);
+  view.payload = std::string_view(of_chat_1.data(), of_chat_1.size());
+  EXPECT_EQ(probe.Handle(view), Outcome::kFail);  // message 1 belongs to chat-1
+  const ReplayProbe::Totals totals = probe.Collect();
+  EXPECT_EQ(totals.corrupt, 3u);
+  EXPECT_EQ(totals.runs, 0u);
+}
+
+TEST(ReplayProbeTest, RecordsEndToEndLatencyIncludingTheWork) {
+  const Traffic traffic = AlternatingTraffic(1, 2);
+  ReplayProbe probe(traffic, std::chrono::microseconds(2000), WorkMode::kSleep);
+  HandleMessage(probe, traffic, 0, Clock::now() - std::chrono::milliseconds(5));
+  ReplayProbe busy(traffic, std::chrono::microseconds(1000), WorkMode::kBusy);
+  HandleMessage(busy, traffic, 1);
+  // Lower bounds only: a loaded machine may add any delay.
+  EXPECT_GE(probe.Collect().end_to_end_ns[0], 7'000'000u);
+  EXPECT_GE(busy.Collect().end_to_end_ns[1], 1'000'000u);
+}
+
+TEST(ReplayProbeTest, ThreadsHandlingDistinctChatsRecordEveryRun) {
+  constexpr uint32_t kThreads = 4;
+  constexpr uint64_t kMessages = 40000;
+  const Traffic traffic = AlternatingTraffic(kThreads, kMessages);
+  ReplayProbe probe(traffic, std::chrono::microseconds(0), WorkMode::kBusy);
+  std::vector<std::thread> threads;
+  for (uint32_t t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (uint64_t i = t; i < kMessages; i += kThreads) HandleMessage(probe, traffic, i);
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  const ReplayProbe::Totals totals = probe.Collect();
+  EXPECT_EQ(totals.runs, kMessages);
+  EXPECT_EQ(totals.duplicates, 0u);
+  EXPECT_EQ(totals.order_violations, 0u);
+  for (uint64_t i = 0; i < kMessages; ++i) ASSERT_NE(totals.end_to_end_ns[i], ReplayProbe::kNotRun);
+}
+
+TEST(ReplayProbeTest, ThreadsRacingOnOneChatCountOnlyRealStepsBack) {
+  // Like ordering none: two threads run one chat's messages concurrently, one
+  // the even indexes ascending, the other the odd ones descending. Every run
+  // is recorded exactly once whatever the interleaving.
+  constexpr uint64_t kMessages = 20000;
+  const Traffic traffic = AlternatingTraffic(1, kMessages);
+  ReplayProbe probe(traffic, std::chrono::microseconds(0), WorkMode::kBusy);
+  std::thread up([&] {
+    for (uint64_t i = 0; i < kMessages; i += 2) HandleMessage(probe, traffic, i);
+  });
+  std::thread down([&] {
+    for (uint64_t i = kMessages - 1; i < kMessages; i -= 2) HandleMessage(probe, traffic, i);
+  });
+  up.join();
+  down.join();
+  const ReplayProbe::Totals totals = probe.Collect();
+  EXPECT_EQ(totals.runs, kMessages);
+  EXPECT_EQ(totals.duplicates, 0u);
+  // The descending thread steps back on all but (at most) its first run.
+  EXPECT_GE(totals.order_violations, kMessages / 2 - 1);
+  EXPECT_LT(totals.order_violations, kMessages);
+}
+
+}  // namespace
+}  // namespace chatshard::cli

@@ -1,0 +1,360 @@
+#include "replay.h"
+
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "enum_flag.h"
+#include "exit_code.h"
+#include "histogram.h"
+#include "report.h"
+
+namespace chatshard::cli {
+namespace {
+
+using std::chrono::duration;
+using std::chrono::duration_cast;
+
+// Backpressure: the first pauses only yield (the shard usually frees a slot
+// within microseconds), later ones sleep so the producer leaves the CPU to
+// the handlers. A message the engine refuses this long is counted rejected.
+constexpr int kBackpressureYields = 16;
+constexpr auto kBackpressureSleep = std::chrono::microseconds(50);
+constexpr auto kBackpressureGiveUp = std::chrono::seconds(30);
+// How long Shutdown(kDrain) may take to finish the queued work.
+constexpr auto kDrainDeadline = std::chrono::seconds(30);
+
+bool IsBackpressure(SubmitResult result) {
+  // kTooManyChats too: like the other two it clears as queued work finishes
+  // (a chat slot frees when its last message does), so the capture's message
+  // is delayed, not refused.
+  return result == SubmitResult::kShardFull || result == SubmitResult::kChatOverQuota ||
+         result == SubmitResult::kTooManyChats;
+}
+
+GroupLatency Summarize(const internal::HistogramData& histogram) {
+  return GroupLatency{.messages = histogram.count, .end_to_end = histogram.SummaryMicros()};
+}
+
+// Submits every message of `traffic` in file order through one Producer.
+void SubmitAll(const Traffic& traffic, const ReplayConfig& config, Producer& producer,
+               ReplayResult& result) {
+  if (traffic.messages.empty()) return;
+  const Clock::time_point start = Clock::now();
+  const int64_t first_ts_us = traffic.messages.front().ts_us;
+  for (uint64_t index = 0; index < traffic.messages.size(); ++index) {
+    const TrafficMessage& message = traffic.messages[index];
+    if (config.speed > 0 && message.ts_us > first_ts_us) {
+      // A timestamp earlier than the first (an unsorted file) is due at once.
+      const duration<double, std::micro> offset(static_cast<double>(message.ts_us - first_ts_us) /
+                                                config.speed);
+      const Clock::time_point due = start + duration_cast<Clock::duration>(offset);
+      if (Clock::now() < due) std::this_thread::sleep_until(due);
+    }
+
+    const ReplayProbe::Payload payload = ReplayProbe::EncodePayload(index);
+    const std::string_view chat_id = traffic.chats[message.chat];
+    const std::string_view payload_view(payload.data(), payload.size());
+    Clock::time_point first_refusal{};
+    for (int pauses = 0;; ++pauses) {
+      const SubmitResult answer = producer.Submit(chat_id, payload_view);
+      if (answer == SubmitResult::kAccepted) {
+        ++result.accepted;
+        break;
+      }
+      const bool retry = IsBackpressure(answer) &&
+                         (pauses == 0 || Clock::now() - first_refusal < kBackpressureGiveUp);
+      if (!retry) {
+        ++result.rejected;
+        ++result.rejected_by_reason[static_cast<size_t>(answer)];
+        break;
+      }
+      if (pauses == 0) first_refusal = Clock::now();
+      ++result.backpressure_waits;
+      if (pauses < kBackpressureYields) {
+        std::this_thread::yield();
+      } else {
+        std::this_thread::sleep_for(kBackpressureSleep);
+      }
+    }
+  }
+}
+
+// Fills result.end_to_end and result.isolation from the probe's latencies.
+void SummarizeLatency(const Traffic& traffic, const std::vector<uint32_t>& chat_shard,
+                      const ReplayProbe::Totals& totals, ReplayResult& result) {
+  Isolation& isolation = result.isolation;
+  uint32_t hot_chat = 0;
+  if (!result.stats.hot_chats.empty()) {
+    const HotChat& hottest = result.stats.hot_chats.front();
+    for (uint32_t chat = 0; chat < traffic.chats.size(); ++chat) {
+      if (traffic.chats[chat] == hottest.chat_id) {
+        isolation.known = true;
+        isolation.hot_chat = hottest.chat_id;
+        isolation.hot_shard = chat_shard[chat];
+        hot_chat = chat;
+        break;
+      }
+    }
+  }
+
+  internal::HistogramData all;
+  internal::HistogramData hot;
+  internal::HistogramData hot_shard_others;
+  internal::HistogramData other_shards;
+  for (uint64_t index = 0; index < traffic.messages.size(); ++index) {
+    const uint32_t chat = traffic.messages[index].chat;
+    if (isolation.known && chat == hot_chat) ++isolation.hot_chat_messages;
+    const uint64_t ns = totals.end_to_end_ns[index];
+    if (ns == ReplayProbe::kNotRun) continue;
+    all.Record(ns);
+    if (!isolation.known) continue;
+    if (chat == hot_chat) {
+      hot.Record(ns);
+    } else if (chat_shard[chat] == isolation.hot_shard) {
+      hot_shard_others.Record(ns);
+    } else {
+      other_shards.Record(ns);
+    }
+  }
+  result.end_to_end = all.SummaryMicros();
+  isolation.hot_chat_latency = Summarize(hot);
+  isolation.hot_shard_others = Summarize(hot_shard_others);
+  isolation.other_shards = Summarize(other_shards);
+}
+
+// "max" -> 0, "<factor>" -> factor > 0; otherwise nullopt.
+std::optional<double> ParseSpeed(std::string_view text) {
+  if (text == "max") return 0.0;
+  double factor = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), factor);
+  if (error != std::errc() || end != text.data() + text.size() || !std::isfinite(factor) ||
+      factor <= 0) {
+    return std::nullopt;
+  }
+  return factor;
+}
+
+// The flags of `chatshard replay` as parsed.
+struct ReplayFlags {
+  ReplayConfig config;
+  std::string speed = "max";
+  uint32_t work_us = 0;
+};
+
+int RunReplayCommand(ReplayFlags& flags) {
+  ReplayConfig& config = flags.config;
+  config.speed = ParseSpeed(flags.speed).value_or(0);  // checked by the parser already
+  config.work = std::chrono::microseconds(flags.work_us);
+
+  if (const Status valid = config.engine.Validate(); !valid.ok()) {
+    fmt::print(stderr, "chatshard replay: invalid options:\n{}\n", valid.message());
+    return kExitUsage;
+  }
+
+  LoadOptions load;
+  load.strict = config.strict;
+  load.on_bad_line = [](std::string_view report) { fmt::print(stderr, "{}\n", report); };
+  const Clock::time_point load_start = Clock::now();
+  Result<Traffic> loaded = LoadTraffic(config.path, load);
+  if (!loaded.ok()) {
+    if (loaded.status().code() == Status::Code::kInvalidArgument) {
+      fmt::print(stderr, "chatshard replay: stopped at the first bad line (--strict)\n");
+    } else {
+      fmt::print(stderr, "chatshard replay: {}\n", loaded.status().message());
+    }
+    return kExitFileError;
+  }
+  const Traffic& traffic = loaded.value();
+  const double load_s = duration<double>(Clock::now() - load_start).count();
+  if (traffic.skipped > 0) {
+    fmt::print(stderr, "chatshard replay: skipped {} bad line(s) of {}\n", traffic.skipped,
+               traffic.lines);
+  }
+
+  if (config.speed > 0 && traffic.messages.size() > 1) {
+    // A paced replay can take long: say how long before it starts.
+    const auto [first, last] = std::minmax_element(
+        traffic.messages.begin(), traffic.messages.end(),
+        [](const TrafficMessage& a, const TrafficMessage& b) { return a.ts_us < b.ts_us; });
+    const double recorded_s = static_cast<double>(last->ts_us - first->ts_us) / 1e6;
+    fmt::print(stderr,
+               "chatshard replay: {} messages recorded over {:.1f} s; at speed x{:g} the "
+               "replay takes about {:.1f} s\n",
+               traffic.messages.size(), recorded_s, config.speed, recorded_s / config.speed);
+  }
+
+  Result<ReplayResult> replayed = Replay(traffic, config);
+  if (!replayed.ok()) {
+    fmt::print(stderr, "chatshard replay: cannot start the engine: {}\n",
+               replayed.status().message());
+    return replayed.status().code() == Status::Code::kInvalidArgument ? kExitUsage : kExitRunFailed;
+  }
+  const ReplayResult& result = replayed.value();
+
+  std::fputs(FormatReplayReport(result, config, load_s).c_str(), stdout);
+  std::fflush(stdout);
+
+  if (!config.json_path.empty()) {
+    std::ofstream out(config.json_path, std::ios::trunc);
+    out << ReplayJson(result) << '\n';
+    out.close();
+    if (!out) {
+      fmt::print(stderr, "chatshard replay: cannot write {}\n", config.json_path);
+      return kExitFileError;
+    }
+  }
+
+  if (const std::string problems = ReplayProblems(result, config); !problems.empty()) {
+    fmt::print(stderr, "chatshard replay: FAILED\n{}", problems);
+    return kExitRunFailed;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+Result<ReplayResult> Replay(const Traffic& traffic, const ReplayConfig& config) {
+  ReplayProbe probe(traffic, config.work, config.work_mode);
+  Result<std::unique_ptr<Engine>> created = Engine::Create(
+      config.engine, [&probe](const MessageView& message) { return probe.Handle(message); });
+  if (!created.ok()) return created.status();
+  std::unique_ptr<Engine> engine = std::move(created).value();
+
+  std::vector<uint32_t> chat_shard(traffic.chats.size());
+  for (uint32_t chat = 0; chat < traffic.chats.size(); ++chat) {
+    chat_shard[chat] = engine->ShardOf(traffic.chats[chat]);
+  }
+
+  ReplayResult result;
+  result.messages = traffic.messages.size();
+  result.chats = traffic.chats.size();
+  result.bad_lines = traffic.skipped;
+
+  const Clock::time_point start = Clock::now();
+  {
+    std::unique_ptr<Producer> producer = engine->CreateProducer();
+    SubmitAll(traffic, config, *producer, result);
+  }  // a Producer must be destroyed before its Engine
+  const ShutdownReport shutdown = engine->Shutdown(ShutdownMode::kDrain, kDrainDeadline);
+  result.duration_s = duration<double>(Clock::now() - start).count();
+  result.unprocessed = shutdown.unprocessed.size();
+  result.shutdown_deadline_reached = shutdown.deadline_reached;
+  result.stats = engine->Stats();
+  engine.reset();  // waits for handler runs that outlived the deadline
+
+  const ReplayProbe::Totals totals = probe.Collect();
+  result.completed = result.stats.total.completed;
+  result.failed = result.stats.total.failed;
+  result.handled = totals.runs;
+  result.duplicates = totals.duplicates;
+  result.order_violations = totals.order_violations;
+  result.corrupt = totals.corrupt;
+  result.throughput_per_s =
+      result.duration_s > 0 ? static_cast<double>(result.completed) / result.duration_s : 0;
+  SummarizeLatency(traffic, chat_shard, totals, result);
+  return result;
+}
+
+std::string ReplayProblems(const ReplayResult& result, const ReplayConfig& config) {
+  std::string problems;
+  if (result.completed != result.messages) {
+    problems += fmt::format(
+        "  {} of {} messages did not complete (rejected {}, failed {}, unprocessed {})\n",
+        result.messages - std::min(result.completed, result.messages), result.messages,
+        result.rejected, result.failed, result.unprocessed);
+  }
+  if (result.duplicates > 0) {
+    problems +=
+        fmt::format("  {} handler runs of a message that had already run\n", result.duplicates);
+  }
+  if (result.corrupt > 0) {
+    problems +=
+        fmt::format("  {} handler runs of a message the replay did not send\n", result.corrupt);
+  }
+  if (config.engine.ordering == Ordering::kPerChat && result.order_violations > 0) {
+    problems +=
+        fmt::format("  {} order violations with ordering per_chat\n", result.order_violations);
+  }
+  return problems;
+}
+
+Subcommand AddReplayCommand(CLI::App& app) {
+  auto flags = std::make_shared<ReplayFlags>();
+  ReplayConfig& config = flags->config;
+  Options& engine = config.engine;
+  CLI::App* command = app.add_subcommand(
+      "replay",
+      "Replay a traffic file (JSON Lines, gzip or not) into an engine and report loss, "
+      "per-chat order, latency, per-shard load, fairness and hot-chat isolation.");
+  command->footer(
+      "Exit codes: 0 success; 1 the file cannot be read (or has a bad line, with --strict) or "
+      "--json cannot be written; 2 bad usage or invalid options; 3 messages were lost or, with "
+      "--ordering per_chat, ran out of order.");
+
+  command->add_option("FILE", config.path, "Traffic file; - reads standard input")->required();
+  command->add_option("--partitions", engine.partitions, "Number of shards")->capture_default_str();
+  command
+      ->add_option("--concurrency", engine.concurrency,
+                   "Messages of one shard that may run at the same time")
+      ->capture_default_str();
+  AddEnumFlag(*command, "--ordering", engine.ordering, {Ordering::kPerChat, Ordering::kNone},
+              &OrderingName,
+              "per_chat: one chat's messages run one at a time, in order; none: any order");
+  AddEnumFlag(*command, "--routing", engine.routing, {Routing::kModulo, Routing::kJump},
+              &RoutingName, "modulo: fnv1a32 % partitions; jump: jump consistent hash");
+  command
+      ->add_option("--quantum", engine.quantum,
+                   "Messages a chat runs per turn before the next chat of its shard")
+      ->capture_default_str();
+  command
+      ->add_option("--threads", engine.threads,
+                   "Threads of the engine's task arena; 0 = as many as CPUs")
+      ->capture_default_str();
+  command
+      ->add_option("--shard-capacity", engine.shard_capacity,
+                   "Unfinished messages a shard holds before Submit answers kShardFull")
+      ->capture_default_str();
+  command
+      ->add_option("--chat-quota", engine.chat_quota,
+                   "Unfinished messages a chat holds before Submit answers kChatOverQuota; "
+                   "0 = no quota")
+      ->capture_default_str();
+  command
+      ->add_option("--speed", flags->speed,
+                   "max: as fast as possible; a factor F: the recorded pace sped up F times "
+                   "(message i is due (ts_us[i] - ts_us[0]) / F microseconds after the first)")
+      ->check(
+          [](const std::string& text) -> std::string {
+            return ParseSpeed(text) ? "" : "expected 'max' or a factor > 0, got '" + text + "'";
+          },
+          "max|FACTOR")
+      ->capture_default_str();
+  command->add_option("--work-us", flags->work_us, "Microseconds of work per handler run")
+      ->check(CLI::Range(0u, 10'000'000u))
+      ->capture_default_str();
+  AddEnumFlag(*command, "--work-mode", config.work_mode, {WorkMode::kBusy, WorkMode::kSleep},
+              &WorkModeName,
+              "busy: the handler spins (CPU-bound work); sleep: it sleeps (I/O-bound work)");
+  command->add_option("--json", config.json_path, "Also write the results as JSON to this file");
+  command->add_flag("--strict", config.strict,
+                    "Stop at the first bad line of FILE (exit 1) instead of skipping it");
+
+  return Subcommand{command, [flags] { return RunReplayCommand(*flags); }};
+}
+
+}  // namespace chatshard::cli

@@ -1,0 +1,141 @@
+#include "replay_probe.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace chatshard::cli {
+namespace {
+
+// Relaxed: only uniqueness matters.
+std::atomic<uint64_t> next_probe_id{1};
+
+}  // namespace
+
+std::string_view WorkModeName(WorkMode mode) {
+  switch (mode) {
+    case WorkMode::kBusy:
+      return "busy";
+    case WorkMode::kSleep:
+      return "sleep";
+  }
+  return "unknown";
+}
+
+ReplayProbe::Payload ReplayProbe::EncodePayload(uint64_t index) {
+  Payload payload;
+  std::memcpy(payload.data(), &index, sizeof index);
+  return payload;
+}
+
+ReplayProbe::ReplayProbe(const Traffic& traffic, std::chrono::microseconds work, WorkMode work_mode)
+    : traffic_(traffic),
+      work_(work),
+      work_mode_(work_mode),
+      id_(next_probe_id.fetch_add(1, std::memory_order_relaxed)),
+      chats_(std::make_unique<ChatProgress[]>(traffic.chats.size())) {}
+
+Outcome ReplayProbe::Handle(const MessageView& message) {
+  uint64_t index = 0;
+  if (message.payload.size() != kPayloadBytes) {
+    corrupt_.fetch_add(1, std::memory_order_relaxed);
+    return Outcome::kFail;
+  }
+  std::memcpy(&index, message.payload.data(), sizeof index);
+  if (index >= traffic_.messages.size()) {
+    corrupt_.fetch_add(1, std::memory_order_relaxed);
+    return Outcome::kFail;
+  }
+  const uint32_t chat = traffic_.messages[index].chat;
+  if (message.chat_id != traffic_.chats[chat]) {
+    corrupt_.fetch_add(1, std::memory_order_relaxed);
+    return Outcome::kFail;
+  }
+
+  // Order: this run must not come after a later message of its chat.
+  // Relaxed: the atomic orders nothing else. With ordering per_chat the
+  // engine makes each run of a chat happen before the next, so a correct run
+  // always loads what the previous run stored; with ordering none, runs of one
+  // chat overlap and the atomic only keeps this check free of data races.
+  std::atomic<uint64_t>& progress = chats_[chat].next_index;
+  const uint64_t mine = index + 1;
+  uint64_t seen = progress.load(std::memory_order_relaxed);
+  while (seen < mine) {
+    // Success: this run is now the chat's latest. Failure: a concurrent run of
+    // the same chat stored first (ordering none only); `seen` holds its value
+    // and is checked again.
+    if (progress.compare_exchange_weak(seen, mine, std::memory_order_relaxed,
+                                       std::memory_order_relaxed)) {
+      break;
+    }
+  }
+  if (seen > mine) order_violations_.fetch_add(1, std::memory_order_relaxed);
+  // seen == mine is a second run of this message: Collect counts it.
+
+  DoWork();
+
+  const auto end_to_end = Clock::now() - message.enqueued;
+  const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(end_to_end).count();
+  RecordsOfThisThread().records.push_back(Record{index, ns > 0 ? static_cast<uint64_t>(ns) : 0});
+  return Outcome::kDone;
+}
+
+void ReplayProbe::DoWork() const {
+  if (work_.count() <= 0) return;
+  switch (work_mode_) {
+    case WorkMode::kBusy: {
+      const Clock::time_point until = Clock::now() + work_;
+      while (Clock::now() < until) {
+      }
+      break;
+    }
+    case WorkMode::kSleep:
+      std::this_thread::sleep_for(work_);
+      break;
+  }
+}
+
+ReplayProbe::ThreadRecords& ReplayProbe::RecordsOfThisThread() {
+  // One entry per thread, for the probe it last served: a thread switches
+  // probes only when a process replays several times, and then gets a new slot.
+  thread_local uint64_t cached_probe_id = 0;
+  thread_local ThreadRecords* cached_records = nullptr;
+  if (cached_probe_id != id_) {
+    auto records = std::make_unique<ThreadRecords>();
+    records->records.reserve(traffic_.messages.size() / 8 + 64);
+    std::lock_guard<std::mutex> lock(slots_mu_);
+    slots_.push_back(std::move(records));
+    cached_records = slots_.back().get();
+    cached_probe_id = id_;
+  }
+  return *cached_records;
+}
+
+ReplayProbe::Totals ReplayProbe::Collect() const {
+  Totals totals;
+  totals.end_to_end_ns.assign(traffic_.messages.size(), kNotRun);
+  {
+    std::lock_guard<std::mutex> lock(slots_mu_);
+    for (const std::unique_ptr<ThreadRecords>& slot : slots_) {
+      for (const Record& record : slot->records) {
+        ++totals.runs;
+        uint64_t& latency = totals.end_to_end_ns[record.index];
+        if (latency != kNotRun) {
+          ++totals.duplicates;
+        } else {
+          latency = record.end_to_end_ns;
+        }
+      }
+    }
+  }
+  totals.order_violations = order_violations_.load(std::memory_order_relaxed);
+  totals.corrupt = corrupt_.load(std::memory_order_relaxed);
+  return totals;
+}
+
+}  // namespace chatshard::cli

@@ -1,0 +1,110 @@
+// ReplayProbe: the handler `chatshard replay` gives the engine. It does the
+// configured work, then checks and records each run: which message (its index
+// in the traffic file, carried in the payload), whether a later message of the
+// same chat already ran (an order violation), whether the message ran before
+// (a duplicate), and its end-to-end latency (Submit accepted -> handler done).
+//
+// Thread safety: Handle may run on any number of threads at once. Collect
+// must not overlap Handle: call it once every handler run has returned (after
+// the engine was destroyed; Shutdown alone is not enough when a handler
+// outlived its deadline). Collect then sees everything every run recorded:
+// the engine's destructor waits for its runs and the TBB threads' slots were
+// published under slots_mu_.
+//
+// Owns its per-chat and per-thread storage; `traffic` must outlive it.
+#ifndef CHATSHARD_TOOLS_CHATSHARD_REPLAY_PROBE_H_
+#define CHATSHARD_TOOLS_CHATSHARD_REPLAY_PROBE_H_
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <vector>
+
+#include "chatshard/message.h"
+#include "traffic_file.h"
+
+namespace chatshard::cli {
+
+// Keeps data that different threads write on different cache lines (false
+// sharing). 64 bytes on every x86-64 and most ARM64 parts; not
+// std::hardware_destructive_interference_size, which GCC warns may change.
+inline constexpr size_t kCacheLine = 64;
+
+enum class WorkMode {
+  kBusy,   // the handler spins for the work time: CPU-bound work
+  kSleep,  // the handler sleeps for the work time: I/O-bound work
+};
+std::string_view WorkModeName(WorkMode mode);  // "busy", "sleep"
+
+class ReplayProbe {
+ public:
+  // A payload is the message's index in the traffic file, 8 bytes, native order.
+  static constexpr size_t kPayloadBytes = sizeof(uint64_t);
+  using Payload = std::array<char, kPayloadBytes>;
+  static Payload EncodePayload(uint64_t index);
+
+  // Marks a message that never ran in Totals::end_to_end_ns.
+  static constexpr uint64_t kNotRun = std::numeric_limits<uint64_t>::max();
+
+  ReplayProbe(const Traffic& traffic, std::chrono::microseconds work, WorkMode work_mode);
+  ReplayProbe(const ReplayProbe&) = delete;
+  ReplayProbe& operator=(const ReplayProbe&) = delete;
+
+  // The handler. kDone, or kFail for a message the replay did not send (a
+  // payload that is not an index of the file, or whose chat id differs).
+  Outcome Handle(const MessageView& message);
+
+  struct Totals {
+    uint64_t runs = 0;              // handler runs of valid messages
+    uint64_t duplicates = 0;        // runs of a message that had run before
+    uint64_t order_violations = 0;  // runs after a later message of the same chat
+    uint64_t corrupt = 0;           // runs answered kFail, see Handle
+    // Per message of the file: the end-to-end latency of its first run, or kNotRun.
+    std::vector<uint64_t> end_to_end_ns;
+  };
+  // Merges the per-thread records. See "Thread safety" above.
+  Totals Collect() const;
+
+ private:
+  struct Record {
+    uint64_t index;
+    uint64_t end_to_end_ns;
+  };
+  // Appended to by one thread only; read by Collect.
+  struct alignas(kCacheLine) ThreadRecords {
+    std::vector<Record> records;
+  };
+  // The largest message index + 1 that has run for one chat (0: none yet).
+  struct alignas(kCacheLine) ChatProgress {
+    std::atomic<uint64_t> next_index{0};
+  };
+
+  ThreadRecords& RecordsOfThisThread();
+  void DoWork() const;
+
+  // Const after construction.
+  const Traffic& traffic_;
+  const std::chrono::microseconds work_;
+  const WorkMode work_mode_;
+  const uint64_t id_;  // tells this probe's thread-local cache entries apart
+  const std::unique_ptr<ChatProgress[]> chats_;  // one per chat of traffic_
+
+  // Rare events, from any handler thread; relaxed: plain counts, read after
+  // every run has returned.
+  std::atomic<uint64_t> order_violations_{0};
+  std::atomic<uint64_t> corrupt_{0};
+
+  // Each thread's records, created on its first run.
+  mutable std::mutex slots_mu_;
+  std::vector<std::unique_ptr<ThreadRecords>> slots_;  // guarded by slots_mu_
+};
+
+}  // namespace chatshard::cli
+
+#endif  // CHATSHARD_TOOLS_CHATSHARD_REPLAY_PROBE_H_
