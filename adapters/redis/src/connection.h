@@ -1,0 +1,109 @@
+// Connection: one hiredis context with the adapter's error handling. Not
+// thread-safe: owned and used by one I/O thread (hiredis contexts are not
+// thread-safe); only InterruptFromOtherThread() may be called elsewhere.
+#ifndef CHATSHARD_REDIS_SRC_CONNECTION_H_
+#define CHATSHARD_REDIS_SRC_CONNECTION_H_
+
+#include <hiredis/hiredis.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "chatshard/options.h"
+#include "chatshard/redis/options.h"
+#include "chatshard/status.h"
+
+namespace chatshard::redis::internal {
+
+struct ReplyDeleter {
+  void operator()(redisReply* reply) const { freeReplyObject(reply); }
+};
+using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+
+// Where to connect, parsed from ConnectionOptions::address.
+struct Endpoint {
+  bool unix_socket = false;
+  std::string host;  // or the socket path
+  int port = 0;
+};
+Result<Endpoint> ParseAddress(std::string_view address);
+
+// A guard for the socket of the current connection so that another thread
+// can interrupt a blocked call (Close at its deadline).
+class SocketSlot {
+ public:
+  void Set(int fd) {
+    std::lock_guard<std::mutex> l(mu_);
+    fd_ = fd;
+  }
+  // shutdown(2) the socket, which makes a blocked send/recv return at once.
+  void Interrupt();
+
+ private:
+  std::mutex mu_;
+  int fd_ = -1;
+};
+
+class Connection {
+ public:
+  // Connects within `connect_timeout`, sets the command timeout, sends AUTH
+  // and SELECT, and PINGs. Errors name the address and what failed.
+  static Result<std::unique_ptr<Connection>> Open(const ConnectionOptions& options,
+                                                  std::chrono::milliseconds connect_timeout,
+                                                  SocketSlot* slot);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Queues one command in the output buffer (written by the next Read).
+  void Append(const std::vector<std::string_view>& args);
+  // Writes what is buffered and reads one reply. An I/O error (timeout,
+  // closed socket, protocol error) breaks the connection for good.
+  Result<Reply> Read();
+  // Append + Read.
+  Result<Reply> Run(const std::vector<std::string_view>& args);
+  bool broken() const { return broken_; }
+  const std::string& address() const { return address_; }
+
+ private:
+  Connection(redisContext* context, std::string address, SocketSlot* slot);
+  Status IoError(std::string_view what);
+
+  redisContext* context_;
+  std::string address_;
+  SocketSlot* slot_;
+  bool broken_ = false;
+  std::vector<const char*> argv_;
+  std::vector<size_t> argv_len_;
+};
+
+// Error replies as Status; nullptr-safe. `what` names the command and key.
+Status ReplyErrorStatus(const redisReply* reply, std::string_view what);
+bool IsError(const redisReply* reply);
+std::string_view ReplyString(const redisReply* reply);
+
+// Stream entry id "ms-seq" as a comparable pair; {0,0} if malformed.
+struct StreamId {
+  uint64_t ms = 0;
+  uint64_t seq = 0;
+  friend auto operator<=>(const StreamId&, const StreamId&) = default;
+};
+StreamId ParseStreamId(std::string_view id);
+
+// Key names; the "{<shard>}" hash tag keeps a shard's keys in one cluster slot.
+std::string StreamKey(std::string_view prefix, uint32_t shard);
+std::string DeadKey(std::string_view prefix, uint32_t shard);
+std::string MetaKey(std::string_view prefix);
+
+// Checks Redis >= 6.2 (XAUTOCLAIM), then records or compares the layout in
+// "<prefix>:meta" (partitions, routing, version). Refuses a mismatch.
+Status CheckServerAndMeta(Connection& connection, const ConnectionOptions& options);
+
+}  // namespace chatshard::redis::internal
+
+#endif  // CHATSHARD_REDIS_SRC_CONNECTION_H_
