@@ -19,32 +19,30 @@ namespace chatshard::internal {
 // relaxed load plus std::atomic_thread_fence, which ThreadSanitizer cannot
 // model (moodycamel issues #49, #62), so reusing a block looks like a race
 // on the Envelope stored in it. Under TSan, an Envelope's storage therefore
-// carries an explicit hand-off: its destructor (the consumer's last touch of
-// a slot) releases the address and every constructor (the producer's first
-// touch) acquires it. No code is generated otherwise.
-inline void TsanSlotAcquire([[maybe_unused]] void* slot) {
+// carries an explicit hand-off: destruction (the consumer's last touch of a
+// slot) releases the address and construction (the producer's first touch)
+// acquires it. It is a base class so that it runs before the members are
+// initialised and after they are destroyed. Empty, and no code, otherwise.
+struct TsanSlotHandOff {
 #if defined(__SANITIZE_THREAD__)
-  __tsan_acquire(slot);
+  TsanSlotHandOff() { __tsan_acquire(this); }
+  TsanSlotHandOff(TsanSlotHandOff&&) noexcept { __tsan_acquire(this); }
+  TsanSlotHandOff& operator=(TsanSlotHandOff&&) noexcept { return *this; }
+  ~TsanSlotHandOff() { __tsan_release(this); }
 #endif
-}
-inline void TsanSlotRelease([[maybe_unused]] void* slot) {
-#if defined(__SANITIZE_THREAD__)
-  __tsan_release(slot);
-#endif
-}
+};
 
-class Envelope {
+class Envelope : private TsanSlotHandOff {
  public:
   static constexpr uint32_t kInlineBytes = 48;
 
-  Envelope() { TsanSlotAcquire(this); }
+  Envelope() = default;
   Envelope(std::string_view chat, std::string_view payload, uint32_t chat_hash,
            int64_t enqueued_ns)
       : enqueued_ns_(enqueued_ns),
         chat_len_(static_cast<uint32_t>(chat.size())),
         payload_len_(static_cast<uint32_t>(payload.size())),
         chat_hash_(chat_hash) {
-    TsanSlotAcquire(this);
     const size_t total = chat.size() + payload.size();
     char* dst = inline_;
     if (total > kInlineBytes) {
@@ -54,10 +52,7 @@ class Envelope {
     if (!chat.empty()) std::memcpy(dst, chat.data(), chat.size());
     if (!payload.empty()) std::memcpy(dst + chat.size(), payload.data(), payload.size());
   }
-  Envelope(Envelope&& other) noexcept {
-    TsanSlotAcquire(this);
-    MoveFrom(other);
-  }
+  Envelope(Envelope&& other) noexcept { MoveFrom(other); }
   Envelope& operator=(Envelope&& other) noexcept {
     if (this != &other) {
       delete[] heap_;
@@ -67,10 +62,7 @@ class Envelope {
   }
   Envelope(const Envelope&) = delete;
   Envelope& operator=(const Envelope&) = delete;
-  ~Envelope() {
-    delete[] heap_;
-    TsanSlotRelease(this);
-  }
+  ~Envelope() { delete[] heap_; }
 
   std::string_view chat() const { return {data(), chat_len_}; }
   std::string_view payload() const { return {data() + chat_len_, payload_len_}; }
