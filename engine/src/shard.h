@@ -257,6 +257,7 @@ class Shard {
   bool timer_held_ = false;  // a task stays to serve retry backoffs
   uint64_t next_id_ = 0;     // kPerChat ids, assigned when distributed
   SpaceSaving sketch_;
+  uint64_t sketch_tick_ = 0;  // kNone: sampling counter for sketch_
   // Recent turns of chats that still had work after their turn: (hash, ran).
   static constexpr size_t kTurnWindow = 1024;
   std::vector<std::pair<uint32_t, uint32_t>> turn_window_;
