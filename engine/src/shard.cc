@@ -152,6 +152,51 @@ SubmitResult Shard::Admit(QueueProducerToken* token, std::string_view chat,
   return SubmitResult::kAccepted;
 }
 
+size_t Shard::AdmitBatch(QueueProducerToken* token, std::span<Envelope> envelopes,
+                         SubmitResult* results) {
+  const int64_t want = static_cast<int64_t>(envelopes.size());
+  // Reserve up to `want` units (invariant 4). Success: `take` reserved.
+  // Failure: `u` reloaded; recompute. seq_cst as in Admit.
+  int64_t u = unfinished_.load(std::memory_order_relaxed);
+  int64_t take = 0;
+  do {
+    take = std::min<int64_t>(want, static_cast<int64_t>(capacity_) - u);
+    if (take <= 0) {
+      take = 0;
+      break;
+    }
+  } while (!unfinished_.compare_exchange_weak(u, u + take, std::memory_order_seq_cst,
+                                              std::memory_order_relaxed));
+  SubmitResult refusal = SubmitResult::kShardFull;
+  if (take > 0 && core_->stopping.load(std::memory_order_seq_cst)) {
+    unfinished_.fetch_sub(take, std::memory_order_seq_cst);
+    take = 0;
+    refusal = SubmitResult::kStopping;
+  }
+  if (take > 0) {
+    auto first = std::make_move_iterator(envelopes.begin());
+    const bool queued = token != nullptr
+                            ? queue_.enqueue_bulk(*token, first, static_cast<size_t>(take))
+                            : queue_.enqueue_bulk(first, static_cast<size_t>(take));
+    if (!queued) {  // only when the queue cannot allocate a block
+      unfinished_.fetch_sub(take, std::memory_order_seq_cst);
+      take = 0;
+    } else {
+      // seq_cst: invariant 2, as in Admit.
+      ingress_.fetch_add(take, std::memory_order_seq_cst);
+      if (drainers_.load(std::memory_order_seq_cst) == 0) {
+        last_progress_ns_.store(NowNs(), std::memory_order_relaxed);
+        SpawnIfBelowLimit();
+      }
+    }
+  }
+  for (int64_t i = 0; i < want; ++i) {
+    results[i] = i < take ? SubmitResult::kAccepted : refusal;
+    if (i >= take) CountRejection(refusal);
+  }
+  return static_cast<size_t>(take);
+}
+
 bool Shard::TryAcquireSlot() {
   uint32_t d = drainers_.load(std::memory_order_seq_cst);
   // Success: we own one more slot (invariant 1). Failure: `d` reloaded.

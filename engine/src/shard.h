@@ -35,6 +35,7 @@
 #include <functional>
 #include <memory>
 #include <new>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -128,6 +129,15 @@ class Shard {
   // Producer side. `token` may be null (implicit producer).
   SubmitResult Admit(QueueProducerToken* token, std::string_view chat, std::string_view payload,
                      uint32_t chat_hash, uint64_t chat_hash64);
+  // Producer side, several messages of this shard at once (a Producer's
+  // SubmitBatch): one capacity reservation, one timestamp, one bulk enqueue
+  // and one wakeup check for all of them. `envelopes` are moved from. The
+  // first messages in order are accepted and the rest answered kShardFull,
+  // so a chat's accepted messages stay a prefix of what it submitted.
+  // Returns how many were accepted. Not used when a chat quota is set.
+  size_t AdmitBatch(QueueProducerToken* token, std::span<Envelope> envelopes,
+                    SubmitResult* results);
+  bool has_quota() const { return quota_ != nullptr; }
   void CountRejection(SubmitResult result) {
     // relaxed RMW: a statistic on the rejection path only.
     rejected_[static_cast<int>(result)].fetch_add(1, std::memory_order_relaxed);

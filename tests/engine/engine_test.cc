@@ -460,6 +460,64 @@ TEST(EngineTest, QuietStatsAreExactAndNameTheHotChat) {
   EXPECT_THAT(json, HasSubstr("\"fairness\""));
 }
 
+TEST(EngineTest, ProducerBatchGroupsByShardKeepsOrderAndAnswersEachItem) {
+  Gate gate;
+  Options o;
+  o.partitions = 4;
+  o.shard_capacity = 10;
+  std::mutex mu;
+  std::vector<std::string> ran;
+  auto engine = MakeEngine(o, [&](const MessageView& m) {
+    gate.Wait();
+    std::lock_guard<std::mutex> l(mu);
+    ran.emplace_back(std::string(m.chat_id) + ":" + std::string(m.payload));
+    return Outcome::kDone;
+  });
+  const std::string a = ChatOnShard(1, o, "a-");
+  const std::string b = ChatOnShard(2, o, "b-");
+  const std::string big(100, 'x');  // not inline: one heap block
+  std::vector<std::string> payloads;
+  std::vector<SubmitItem> items;
+  for (int i = 0; i < 14; ++i) payloads.push_back(Name(i % 3 == 0 ? big : "p", i));
+  for (int i = 0; i < 14; ++i) items.push_back({i % 2 == 0 ? a : b, payloads[i]});
+  items.push_back({"", "empty chat id"});
+  items.push_back({std::string(kMaxChatIdBytes + 1, 'c'), "too long"});
+  std::vector<SubmitResult> results(items.size());
+  auto producer = engine->CreateProducer();
+  EXPECT_EQ(producer->SubmitBatch(items, results), 14u);
+  for (int i = 0; i < 14; ++i) EXPECT_EQ(results[i], SubmitResult::kAccepted) << i;
+  EXPECT_EQ(results[14], SubmitResult::kInvalidChatId);
+  EXPECT_EQ(results[15], SubmitResult::kInvalidChatId);
+  // Shard 1 now holds 7 of its 10: of 5 more, the first 3 fit, in order.
+  std::vector<SubmitItem> more;
+  std::vector<std::string> more_payloads;
+  for (int i = 0; i < 5; ++i) more_payloads.push_back(Name("m", i));
+  for (int i = 0; i < 5; ++i) more.push_back({a, more_payloads[i]});
+  std::vector<SubmitResult> more_results(5);
+  EXPECT_EQ(producer->SubmitBatch(more, more_results), 3u);
+  EXPECT_EQ(more_results[2], SubmitResult::kAccepted);
+  EXPECT_EQ(more_results[3], SubmitResult::kShardFull);
+  EXPECT_EQ(more_results[4], SubmitResult::kShardFull);
+  gate.Open();
+  engine->Shutdown(ShutdownMode::kDrain, std::chrono::seconds(10));
+  // Per chat, in submission order.
+  std::vector<std::string> ran_a;
+  for (const auto& r : ran) {
+    if (r.rfind(a + ":", 0) == 0) ran_a.push_back(r.substr(a.size() + 1));
+  }
+  std::vector<std::string> want_a;
+  for (int i = 0; i < 14; i += 2) want_a.push_back(payloads[i]);
+  for (int i = 0; i < 3; ++i) want_a.push_back(more_payloads[i]);
+  EXPECT_EQ(ran_a, want_a);
+  EXPECT_EQ(ran.size(), 17u);
+  const StatsSnapshot s = engine->Stats();
+  EXPECT_EQ(s.total.rejected_by_reason[static_cast<int>(SubmitResult::kShardFull)], 2u);
+  EXPECT_EQ(s.total.rejected_by_reason[static_cast<int>(SubmitResult::kInvalidChatId)], 2u);
+  // After stopping, a batch is refused whole.
+  EXPECT_EQ(producer->SubmitBatch(more, more_results), 0u);
+  EXPECT_EQ(more_results[0], SubmitResult::kStopping);
+}
+
 // Hotspot isolation, checked by what ran in between rather than by timing.
 // A hot chat with a deep backlog shares shard 0 with a cold chat; with
 // per_chat ordering the cold chat must run after at most one turn of the hot
