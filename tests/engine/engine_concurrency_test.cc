@@ -90,6 +90,16 @@ TEST_P(EngineInvariantsTest, NoLossNoDuplicatePerProducerChatOrder) {
       std::string chat;
       std::vector<Payload> batch_payloads;
       std::vector<std::string> batch_chats;
+      auto flush_batch = [&] {
+        std::vector<SubmitItem> items;
+        for (size_t k = 0; k < batch_payloads.size(); ++k) {
+          items.push_back({batch_chats[k], AsBytes(batch_payloads[k])});
+        }
+        std::vector<SubmitResult> results(items.size());
+        rejected.fetch_add(items.size() - handle->SubmitBatch(items, results));
+        batch_payloads.clear();
+        batch_chats.clear();
+      };
       for (int i = 0; i < per_producer; ++i) {
         const Payload p{static_cast<uint32_t>(t), pick(rng), static_cast<uint64_t>(i)};
         chat = Name("chat-", p.chat);
@@ -97,29 +107,11 @@ TEST_P(EngineInvariantsTest, NoLossNoDuplicatePerProducerChatOrder) {
           // Odd messages go in batches of up to 8 through SubmitBatch.
           batch_payloads.push_back(p);
           batch_chats.push_back(chat);
-          if (batch_payloads.size() == 8 || i + 1 >= per_producer) {
-            std::vector<SubmitItem> items;
-            for (size_t k = 0; k < batch_payloads.size(); ++k) {
-              items.push_back({batch_chats[k], AsBytes(batch_payloads[k])});
-            }
-            std::vector<SubmitResult> results(items.size());
-            rejected.fetch_add(items.size() - handle->SubmitBatch(items, results));
-            batch_payloads.clear();
-            batch_chats.clear();
-          }
+          if (batch_payloads.size() == 8 || i + 1 >= per_producer) flush_batch();
           continue;
         }
-        // A chat's pending batched messages go first, keeping its order.
-        if (!batch_payloads.empty()) {
-          std::vector<SubmitItem> items;
-          for (size_t k = 0; k < batch_payloads.size(); ++k) {
-            items.push_back({batch_chats[k], AsBytes(batch_payloads[k])});
-          }
-          std::vector<SubmitResult> results(items.size());
-          rejected.fetch_add(items.size() - handle->SubmitBatch(items, results));
-          batch_payloads.clear();
-          batch_chats.clear();
-        }
+        // Pending batched messages go first, keeping this producer's order.
+        if (!batch_payloads.empty()) flush_batch();
         const SubmitResult r = handle ? handle->Submit(chat, AsBytes(p))
                                       : engine->Submit(chat, AsBytes(p));
         if (r != SubmitResult::kAccepted) rejected.fetch_add(1);

@@ -480,8 +480,9 @@ TEST(EngineTest, ProducerBatchGroupsByShardKeepsOrderAndAnswersEachItem) {
   std::vector<SubmitItem> items;
   for (int i = 0; i < 14; ++i) payloads.push_back(Name(i % 3 == 0 ? big : "p", i));
   for (int i = 0; i < 14; ++i) items.push_back({i % 2 == 0 ? a : b, payloads[i]});
+  const std::string too_long(kMaxChatIdBytes + 1, 'c');
   items.push_back({"", "empty chat id"});
-  items.push_back({std::string(kMaxChatIdBytes + 1, 'c'), "too long"});
+  items.push_back({too_long, "too long"});
   std::vector<SubmitResult> results(items.size());
   auto producer = engine->CreateProducer();
   EXPECT_EQ(producer->SubmitBatch(items, results), 14u);
