@@ -48,13 +48,29 @@ void WriteFile(const fs::path& path, const std::string& text) {
   ASSERT_TRUE(out.good()) << path;
 }
 
+// Scratch directories made by this process, removed when the run ends.
+std::vector<fs::path>& ScratchDirs() {
+  static std::vector<fs::path> dirs;
+  return dirs;
+}
+
+class RemoveScratchDirs : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ignored;
+    for (const fs::path& dir : ScratchDirs()) fs::remove_all(dir, ignored);
+  }
+};
+[[maybe_unused]] ::testing::Environment* const kRemoveScratchDirs =
+    ::testing::AddGlobalTestEnvironment(new RemoveScratchDirs);
+
 // A scratch directory of its own per test (ctest runs tests in parallel).
 fs::path ScratchDir() {
   const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
   fs::path dir =
       fs::path(::testing::TempDir()) / ("chatshard_cli_" + std::string(test->test_suite_name()) +
                                         "_" + test->name() + "_" + std::to_string(getpid()));
-  fs::create_directories(dir);
+  if (fs::create_directories(dir)) ScratchDirs().push_back(dir);
   return dir;
 }
 

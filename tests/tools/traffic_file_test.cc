@@ -21,10 +21,28 @@ std::string Reason(std::string_view line) {
   return ParseTrafficLine(line, &parsed);
 }
 
+// Scratch files made by this process, removed when the run ends.
+std::vector<fs::path>& ScratchFiles() {
+  static std::vector<fs::path> files;
+  return files;
+}
+
+class RemoveScratchFiles : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ignored;
+    for (const fs::path& file : ScratchFiles()) fs::remove(file, ignored);
+  }
+};
+[[maybe_unused]] ::testing::Environment* const kRemoveScratchFiles =
+    ::testing::AddGlobalTestEnvironment(new RemoveScratchFiles);
+
 fs::path ScratchFile(const std::string& name) {
   const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
-  return fs::path(::testing::TempDir()) / (std::string("traffic_file_") + test->name() + "_" +
-                                           std::to_string(getpid()) + "_" + name);
+  fs::path file = fs::path(::testing::TempDir()) / (std::string("traffic_file_") + test->name() +
+                                                    "_" + std::to_string(getpid()) + "_" + name);
+  ScratchFiles().push_back(file);
+  return file;
 }
 
 void WritePlain(const fs::path& path, const std::string& text) {
