@@ -6,6 +6,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -47,6 +48,26 @@ class SocketSlot {
  private:
   std::mutex mu_;
   int fd_ = -1;
+};
+
+// Capped exponential reconnect backoff, shared by the publisher's and the
+// consumer's I/O threads: Next() returns the wait before the next attempt and
+// doubles it up to the cap; Reset() after a successful connect.
+class ReconnectBackoff {
+ public:
+  explicit ReconnectBackoff(const ConnectionOptions& o)
+      : first_(o.reconnect_backoff), max_(o.reconnect_backoff_max), next_(first_) {}
+  std::chrono::milliseconds Next() {
+    const std::chrono::milliseconds wait = next_;
+    next_ = std::min(next_ * 2, max_);
+    return wait;
+  }
+  void Reset() { next_ = first_; }
+
+ private:
+  const std::chrono::milliseconds first_;
+  const std::chrono::milliseconds max_;
+  std::chrono::milliseconds next_;
 };
 
 class Connection {

@@ -541,7 +541,7 @@ bool ConsumerCore::SleepFor(milliseconds d) {
 }
 
 void ConsumerCore::Run() {
-  milliseconds backoff = options.connection.reconnect_backoff;
+  ReconnectBackoff backoff(options.connection);
   std::vector<Completion> buf(256);
   while (!abort.load(std::memory_order_acquire)) {
     if (connection == nullptr || connection->broken()) {
@@ -555,7 +555,7 @@ void ConsumerCore::Run() {
       if (c.ok() && EnsureGroups(**c).ok()) {
         connection = std::move(c).value();
         reconnects.fetch_add(1, std::memory_order_relaxed);
-        backoff = options.connection.reconnect_backoff;
+        backoff.Reset();
         // Entries delivered in a reply that was lost are pending under this
         // consumer's name but unknown here: recover before reading again.
         for (ShardState& s : shards) {
@@ -563,8 +563,7 @@ void ConsumerCore::Run() {
           s.next_recovery = Clock::now();
         }
       } else {
-        SleepFor(backoff);
-        backoff = std::min(backoff * 2, options.connection.reconnect_backoff_max);
+        SleepFor(backoff.Next());
       }
       continue;
     }

@@ -145,7 +145,9 @@ void PublisherCore::SendBatch(std::deque<PublishRequest>& pending) {
 
 void PublisherCore::Run() {
   std::deque<PublishRequest> pending;
-  milliseconds backoff = options.connection.reconnect_backoff;
+  // Dequeue buffer, made once: the loop runs once per batch.
+  std::vector<PublishRequest> buf(options.batch_size);
+  ReconnectBackoff backoff(options.connection);
   while (true) {
     if (abort.load(std::memory_order_acquire)) {
       ready.store(false, std::memory_order_release);
@@ -177,19 +179,18 @@ void PublisherCore::Run() {
         connection = std::move(c).value();
         reconnects.fetch_add(1, std::memory_order_relaxed);
         ready.store(true, std::memory_order_release);
-        backoff = options.connection.reconnect_backoff;
+        backoff.Reset();
       } else {
-        SleepFor(backoff);
-        backoff = std::min(backoff * 2, options.connection.reconnect_backoff_max);
+        SleepFor(backoff.Next());
       }
       continue;
     }
     if (pending.size() < options.batch_size) {
-      std::vector<PublishRequest> buf(options.batch_size - pending.size());
+      const size_t room = options.batch_size - pending.size();
       size_t n = pending.empty()
-                     ? queue.wait_dequeue_bulk_timed(buf.begin(), buf.size(),
+                     ? queue.wait_dequeue_bulk_timed(buf.begin(), room,
                                                      std::chrono::milliseconds(20))
-                     : queue.try_dequeue_bulk(buf.begin(), buf.size());
+                     : queue.try_dequeue_bulk(buf.begin(), room);
       for (size_t i = 0; i < n; ++i) pending.push_back(std::move(buf[i]));
     }
     if (pending.empty()) {
