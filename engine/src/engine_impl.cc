@@ -21,6 +21,7 @@
 
 #include "chatshard/engine.h"
 #include "fairness.h"
+#include "fast_routing.h"
 #include "shard.h"
 
 #if defined(__SANITIZE_THREAD__)
@@ -99,6 +100,12 @@ class EngineImpl final : public Engine {
                           std::string_view chat_id, std::string_view payload);
   uint32_t partitions() const { return core_.options.partitions; }
   Shard& shard(uint32_t s) { return *shards_[s]; }
+  // The shard of a chat whose Fnv1a32 is `h32` (kModulo), or of `chat_id`.
+  uint32_t ShardOfHashed(std::string_view chat_id, uint32_t h32) const {
+    return core_.options.routing == Routing::kModulo
+               ? modulo_(h32)
+               : JumpConsistentHash(Fnv1a64(chat_id), core_.options.partitions);
+  }
 
  private:
   void Spawn(Shard* shard);
@@ -106,6 +113,7 @@ class EngineImpl final : public Engine {
   void WaitForTasks();
 
   EngineCore core_;
+  const FastMod32 modulo_;  // % partitions, the same result as ShardFor's
   const int64_t started_ns_;
   const uint32_t threads_;
   // Raises TBB's worker limit to `threads_` for this engine's lifetime (TBB
@@ -132,7 +140,7 @@ uint32_t ResolveThreads(const Options& options) {
 }
 
 EngineImpl::EngineImpl(const Options& options, Handler handler, FailureHook on_failure)
-    : started_ns_(NowNs()), threads_(ResolveThreads(options)) {
+    : modulo_(options.partitions), started_ns_(NowNs()), threads_(ResolveThreads(options)) {
   core_.options = options;
   core_.handler = std::move(handler);
   core_.on_failure = std::move(on_failure);
@@ -156,6 +164,9 @@ EngineImpl::EngineImpl(const Options& options, Handler handler, FailureHook on_f
     shards_.push_back(std::make_unique<Shard>(&core_, i));
   }
   arena_.initialize(static_cast<int>(threads_), /*reserved_for_masters=*/0);
+  // The drain tasks' clock calibrates once per process (a 2 ms spin); do it
+  // here rather than in the first drain task.
+  (void)GetTscCalibration();
 }
 
 EngineImpl::~EngineImpl() {
@@ -219,7 +230,7 @@ SubmitResult EngineImpl::SubmitWith(std::vector<std::unique_ptr<QueueProducerTok
   const uint32_t h32 = Fnv1a32(chat_id);
   const bool need64 = o.routing == Routing::kJump || o.chat_quota > 0;
   const uint64_t h64 = need64 ? Fnv1a64(chat_id) : 0;
-  const uint32_t s = o.routing == Routing::kModulo ? h32 % o.partitions
+  const uint32_t s = o.routing == Routing::kModulo ? modulo_(h32)
                                                    : JumpConsistentHash(h64, o.partitions);
   Shard& shard = *shards_[s];
   SubmitResult result;
@@ -262,13 +273,18 @@ size_t ProducerImpl::SubmitBatch(std::span<const SubmitItem> items,
   }
   if (by_shard_.empty()) by_shard_.resize(o.partitions);
   hashes_.resize(n);
-  // Route and validate; group the valid items by shard, keeping their order.
+  // Hash four ids at a time (fast_routing.h), then route and validate; group
+  // the valid items by shard, keeping their order.
+  size_t hashed = 0;
+  for (; hashed + 4 <= n; hashed += 4) {
+    const std::string_view ids[4] = {items[hashed].chat_id, items[hashed + 1].chat_id,
+                                     items[hashed + 2].chat_id, items[hashed + 3].chat_id};
+    Fnv1a32x4(ids, &hashes_[hashed]);
+  }
+  for (; hashed < n; ++hashed) hashes_[hashed] = Fnv1a32(items[hashed].chat_id);
   for (size_t i = 0; i < n; ++i) {
     const SubmitItem& item = items[i];
-    const uint32_t h32 = Fnv1a32(item.chat_id);
-    const uint32_t s = o.routing == Routing::kModulo
-                           ? h32 % o.partitions
-                           : JumpConsistentHash(Fnv1a64(item.chat_id), o.partitions);
+    const uint32_t s = engine_->ShardOfHashed(item.chat_id, hashes_[i]);
     SubmitResult bad = SubmitResult::kAccepted;
     if (item.chat_id.empty() || item.chat_id.size() > kMaxChatIdBytes) {
       bad = SubmitResult::kInvalidChatId;
@@ -280,7 +296,6 @@ size_t ProducerImpl::SubmitBatch(std::span<const SubmitItem> items,
       engine_->shard(s).CountRejection(bad);
       continue;
     }
-    hashes_[i] = h32;
     if (by_shard_[s].empty()) touched_.push_back(s);
     by_shard_[s].push_back(static_cast<uint32_t>(i));
   }

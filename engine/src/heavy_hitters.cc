@@ -109,9 +109,15 @@ void SpaceSaving::Append(std::string_view key, uint64_t hash, uint64_t count, ui
 }
 
 void SpaceSaving::Add(std::string_view key, uint64_t weight) {
+  AddHashed(key, Fnv1a32(key), weight);
+}
+
+// The index hashes with Fnv1a32 (HomeSlot spreads it over 64 bits), so that
+// the engine's precomputed chat hash serves as is.
+void SpaceSaving::AddHashed(std::string_view key, uint32_t fnv1a32, uint64_t weight) {
   if (key.size() > kSpaceSavingMaxKeyBytes) DieBecause("key longer than 256 bytes", key.size());
   if (weight == 0) return;
-  const uint64_t hash = Fnv1a64(key);
+  const uint64_t hash = fnv1a32;
   const int32_t found = Find(key, hash);
   if (found != kEmptySlot) {
     Counter& c = counters_[static_cast<uint32_t>(found)];
@@ -186,7 +192,7 @@ void SpaceSaving::Merge(const SpaceSaving& other) {
   if (merged.size() > capacity_) merged.resize(capacity_);
 
   Clear();
-  for (const Entry& e : merged) Append(e.key, Fnv1a64(e.key), e.count, e.error);
+  for (const Entry& e : merged) Append(e.key, Fnv1a32(e.key), e.count, e.error);
 }
 
 void SpaceSaving::Clear() {

@@ -35,6 +35,9 @@ class SpaceSaving {
   // Counts `weight` more occurrences of `key`. O(log capacity); no allocation.
   // A key longer than kSpaceSavingMaxKeyBytes breaks the contract and aborts.
   void Add(std::string_view key, uint64_t weight = 1);
+  // The same, for a caller that already has Fnv1a32(key) (the engine carries
+  // it in every envelope); `fnv1a32` must be exactly that.
+  void AddHashed(std::string_view key, uint32_t fnv1a32, uint64_t weight);
 
   struct Entry {
     std::string key;

@@ -10,25 +10,13 @@
 namespace chatshard::internal {
 namespace {
 
-constexpr int kLastBucket = kHistogramBuckets - 1;
-
 double NanosToMicros(uint64_t nanos) { return static_cast<double>(nanos) / 1000.0; }
 
 }  // namespace
 
-int HistogramBucketOf(uint64_t value) {
-  if (value < static_cast<uint64_t>(kHistogramSubBuckets)) return static_cast<int>(value);
-  const int power = std::bit_width(value) - 1;  // value in [2^power, 2^(power+1))
-  if (power >= kHistogramMaxPowerOfTwo) return kLastBucket;
-  const int shift = power - kHistogramSubBucketBits;
-  // The top kHistogramSubBucketBits + 1 bits are 1xxxx: xxxx picks the sub-bucket.
-  const int sub_bucket = static_cast<int>(value >> shift) - kHistogramSubBuckets;
-  return (shift + 1) * kHistogramSubBuckets + sub_bucket;
-}
-
 uint64_t HistogramBucketUpperBound(int bucket) {
   if (bucket < kHistogramSubBuckets) return static_cast<uint64_t>(std::max(bucket, 0));
-  if (bucket >= kLastBucket) return std::numeric_limits<uint64_t>::max();
+  if (bucket >= kHistogramLastBucket) return std::numeric_limits<uint64_t>::max();
   const int shift = bucket / kHistogramSubBuckets - 1;
   const uint64_t sub_bucket = static_cast<uint64_t>(bucket % kHistogramSubBuckets);
   const uint64_t lower = (kHistogramSubBuckets + sub_bucket) << shift;
@@ -78,18 +66,6 @@ LatencySummary HistogramData::SummaryMicros() const {
   out.p999_us = NanosToMicros(Percentile(0.999));
   out.max_us = NanosToMicros(max);
   return out;
-}
-
-void AtomicHistogram::Record(uint64_t value) {
-  // Relaxed load + relaxed store instead of fetch_add: this thread is the only
-  // writer, so nothing can come between the two, and a plain store costs no
-  // locked instruction. Readers need no ordering between counters (invariant 2).
-  std::atomic<uint64_t>& bucket = counts_[HistogramBucketOf(value)];
-  bucket.store(bucket.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  sum_.store(sum_.load(std::memory_order_relaxed) + value, std::memory_order_relaxed);
-  if (value > max_.load(std::memory_order_relaxed)) {
-    max_.store(value, std::memory_order_relaxed);
-  }
 }
 
 void AtomicHistogram::AddTo(HistogramData* out) const {

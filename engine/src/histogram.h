@@ -14,6 +14,7 @@
 
 #include <array>
 #include <atomic>
+#include <bit>
 #include <cstdint>
 
 #include "chatshard/stats.h"
@@ -29,9 +30,19 @@ inline constexpr int kHistogramBuckets =
     kHistogramSubBuckets +
     (kHistogramMaxPowerOfTwo - kHistogramSubBucketBits) * kHistogramSubBuckets + 1;
 static_assert(kHistogramBuckets == 593);
+inline constexpr int kHistogramLastBucket = kHistogramBuckets - 1;
 
-// The bucket holding `value`, in [0, kHistogramBuckets).
-int HistogramBucketOf(uint64_t value);
+// The bucket holding `value`, in [0, kHistogramBuckets). Inline: drain tasks
+// call it twice per message.
+inline int HistogramBucketOf(uint64_t value) {
+  if (value < static_cast<uint64_t>(kHistogramSubBuckets)) return static_cast<int>(value);
+  const int power = std::bit_width(value) - 1;  // value in [2^power, 2^(power+1))
+  if (power >= kHistogramMaxPowerOfTwo) return kHistogramLastBucket;
+  const int shift = power - kHistogramSubBucketBits;
+  // The top kHistogramSubBucketBits + 1 bits are 1xxxx: xxxx picks the sub-bucket.
+  const int sub_bucket = static_cast<int>(value >> shift) - kHistogramSubBuckets;
+  return (shift + 1) * kHistogramSubBuckets + sub_bucket;
+}
 // The largest value bucket `bucket` holds (inclusive); UINT64_MAX for the last.
 uint64_t HistogramBucketUpperBound(int bucket);
 
@@ -71,8 +82,19 @@ class AtomicHistogram {
   AtomicHistogram(const AtomicHistogram&) = delete;
   AtomicHistogram& operator=(const AtomicHistogram&) = delete;
 
-  // Writer thread only.
-  void Record(uint64_t value);
+  // Writer thread only. Inline: on every message's path.
+  void Record(uint64_t value) {
+    // Relaxed load + relaxed store instead of fetch_add: this thread is the
+    // only writer, so nothing can come between the two, and a plain store
+    // costs no locked instruction. Readers need no ordering between counters
+    // (invariant 2).
+    std::atomic<uint64_t>& bucket = counts_[HistogramBucketOf(value)];
+    bucket.store(bucket.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    sum_.store(sum_.load(std::memory_order_relaxed) + value, std::memory_order_relaxed);
+    if (value > max_.load(std::memory_order_relaxed)) {
+      max_.store(value, std::memory_order_relaxed);
+    }
+  }
   // Any thread: adds a copy of what was recorded so far into `out`.
   void AddTo(HistogramData* out) const;
 

@@ -20,8 +20,8 @@ constexpr uint32_t kSliceMessages = 2048;
 constexpr int64_t kSliceNs = 1'000'000;
 // kNone: messages dequeued at once.
 constexpr size_t kUnorderedBulk = 64;
-// kNone: the hot-chat sketch sees one message in this many.
-constexpr uint64_t kSketchStride = 8;
+// kNone: the hot-chat sketch sees one message in this many, on average.
+constexpr uint32_t kSketchStride = 16;
 // kPerChat: ingress messages moved into mailboxes per critical section.
 constexpr size_t kDistributeBulk = 256;
 // Longest sleep of the task that waits for retry backoffs, so it notices
@@ -57,29 +57,32 @@ ShardRecord& ThreadSlot::RecordFor(uint32_t shard) {
 // ---- Mailbox ring ----------------------------------------------------------
 
 void Shard::Mailbox::Grow() {
-  const size_t cap = ring.empty() ? 4 : ring.size() * 2;
+  const size_t cap = ring.empty() ? 4 : ring.size() * 2;  // stays a power of two
   std::vector<Envelope> bigger(cap);
-  for (size_t i = 0; i < size; ++i) bigger[i] = std::move(ring[(head + i) % ring.size()]);
+  const size_t mask = ring.size() - 1;
+  for (size_t i = 0; i < size; ++i) bigger[i] = std::move(ring[(head + i) & mask]);
   ring.swap(bigger);
   head = 0;
 }
 
-void Shard::Mailbox::PushBack(Envelope&& e) {
-  if (size == ring.size()) Grow();
-  ring[(head + size) % ring.size()] = std::move(e);
-  ++size;
-}
 
 void Shard::Mailbox::PushFront(Envelope&& e) {
   if (size == ring.size()) Grow();
-  head = (head + ring.size() - 1) % ring.size();
+  head = (head - 1) & (ring.size() - 1);
   ring[head] = std::move(e);
   ++size;
 }
 
+void Shard::Mailbox::PopFrontInto(Envelope* out, size_t n) {
+  const size_t mask = ring.size() - 1;
+  for (size_t i = 0; i < n; ++i) out[i] = std::move(ring[(head + i) & mask]);
+  head = (head + n) & mask;
+  size -= n;
+}
+
 Envelope Shard::Mailbox::PopFront() {
   Envelope e = std::move(ring[head]);
-  head = (head + 1) % ring.size();
+  head = (head + 1) & (ring.size() - 1);
   --size;
   return e;
 }
@@ -93,6 +96,7 @@ Shard::Shard(EngineCore* core, uint32_t index)
       capacity_(core->options.shard_capacity),
       per_chat_(core->options.ordering == Ordering::kPerChat),
       sketch_(std::max<size_t>(64, size_t{core->options.hot_chats} * 4)),
+      sketch_rng_(0x9E3779B9u ^ (index + 1)),
       distribute_token_(queue_) {
   if (core->options.chat_quota > 0) {
     quota_ = std::make_unique<ChatQuota>(core->options.chat_quota,
@@ -274,7 +278,7 @@ void Shard::Drain() {
 }
 
 Outcome Shard::RunOne(ThreadSlot& slot, ShardRecord& rec, Envelope& e, bool cold,
-                      int64_t* now) {
+                      SliceClock& clock, int64_t* now) {
   e.add_attempt();
   const int64_t start = *now;
   if (e.attempts() == 1) {
@@ -301,17 +305,20 @@ Outcome Shard::RunOne(ThreadSlot& slot, ShardRecord& rec, Envelope& e, bool cold
     reason = "exception: (not derived from std::exception)";
   }
   slot.running_shard.store(-1, std::memory_order_relaxed);
-  *now = NowNs();
+  *now = clock.Now();
   rec.service_time.Record(static_cast<uint64_t>(std::max<int64_t>(0, *now - start)));
-  if (outcome == Outcome::kDone) {
+  if (outcome == Outcome::kDone) [[likely]] {
     ShardRecord::Bump(rec.completed);
     ReleaseQuota(e);
     return Outcome::kDone;
   }
+  return FinishNotDone(rec, e, outcome, reason);
+}
+
+Outcome Shard::FinishNotDone(ShardRecord& rec, Envelope& e, Outcome outcome, const char* reason) {
   if (outcome == Outcome::kRetry) {
     if (e.attempts() < core_->options.max_attempts) {
       ShardRecord::Bump(rec.retried);
-      e.set_due_ns(*now + BackoffNs(e.attempts()));
       return Outcome::kRetry;
     }
     reason = "retry asked on the last attempt (max_attempts reached)";
@@ -332,9 +339,7 @@ Outcome Shard::RunOne(ThreadSlot& slot, ShardRecord& rec, Envelope& e, bool cold
   return Outcome::kFail;
 }
 
-void Shard::ReleaseQuota(const Envelope& e) {
-  if (quota_ != nullptr) quota_->Release(Fnv1a64(e.chat()));
-}
+void Shard::ReleaseQuotaSlow(const Envelope& e) { quota_->Release(Fnv1a64(e.chat())); }
 
 int64_t Shard::BackoffNs(uint32_t attempts) const {
   const int64_t base =
@@ -348,10 +353,7 @@ int64_t Shard::BackoffNs(uint32_t attempts) const {
 
 // ---- kPerChat --------------------------------------------------------------
 
-Shard::Mailbox* Shard::MailboxForLocked(const Envelope& e) {
-  const ChatKey probe{e.chat(), e.chat_hash()};
-  auto it = mailboxes_.find(probe);
-  if (it != mailboxes_.end()) return it->second;
+Shard::Mailbox* Shard::NewMailboxLocked(const Envelope& e) {
   Mailbox* mb;
   if (!free_mailboxes_.empty()) {
     mb = free_mailboxes_.back();
@@ -364,7 +366,7 @@ Shard::Mailbox* Shard::MailboxForLocked(const Envelope& e) {
   mb->hash = e.chat_hash();
   mb->state = ChatState::kIdle;
   mb->next = nullptr;
-  mailboxes_.emplace(ChatKey{mb->chat, mb->hash}, mb);
+  mailboxes_.Insert(mb);
   ++idle_mailboxes_;
   return mb;
 }
@@ -389,27 +391,46 @@ Shard::Mailbox* Shard::PopReadyLocked() {
   return mb;
 }
 
-void Shard::DistributeLocked(ThreadSlot& slot, ShardRecord& rec) {
+// An output iterator for the ingress queue's bulk dequeue that files each
+// message straight into its chat's mailbox, so a message is moved once
+// (queue slot to mailbox) instead of twice through a staging buffer.
+class Shard::DistributeInto {
+ public:
+  explicit DistributeInto(Shard* shard) : shard_(shard) {}
+  DistributeInto& operator*() { return *this; }
+  DistributeInto& operator++() { return *this; }
+  DistributeInto& operator++(int) { return *this; }
+  // Not noexcept: a mailbox may have to grow. moodycamel then destroys the
+  // rest of that bulk, which only an allocation failure can cause.
+  DistributeInto& operator=(Envelope&& e) {
+    shard_->DistributeOneLocked(std::move(e));
+    return *this;
+  }
+
+ private:
+  Shard* shard_;
+};
+
+void Shard::DistributeOneLocked(Envelope&& e) {
+  e.set_id((uint64_t{index_} << 40) | next_id_++);
+  Mailbox* mb = MailboxForLocked(e);
+  mb->PushBack(std::move(e));
+  if (mb->state == ChatState::kIdle) {
+    --idle_mailboxes_;
+    PushReadyLocked(mb);
+  }
+}
+
+void Shard::DistributeLocked(ShardRecord& rec) {
   if (ingress_.load(std::memory_order_seq_cst) <= 0) return;
-  auto& buf = slot.distribute;
-  if (buf.size() < kDistributeBulk) buf.resize(kDistributeBulk);
   // Everything queued now joins the mailboxes, so round-robin spans every
   // chat with work, not just those that got out of the ingress queue.
   for (;;) {
-    const size_t n = queue_.try_dequeue_bulk(distribute_token_, buf.begin(), kDistributeBulk);
+    const size_t n =
+        queue_.try_dequeue_bulk(distribute_token_, DistributeInto(this), kDistributeBulk);
     if (n == 0) return;
     ingress_.fetch_sub(static_cast<int64_t>(n), std::memory_order_seq_cst);
     ShardRecord::Bump(rec.dequeued, n);
-    for (size_t i = 0; i < n; ++i) {
-      Envelope& e = buf[i];
-      e.set_id((uint64_t{index_} << 40) | next_id_++);
-      Mailbox* mb = MailboxForLocked(e);
-      mb->PushBack(std::move(e));
-      if (mb->state == ChatState::kIdle) {
-        --idle_mailboxes_;
-        PushReadyLocked(mb);
-      }
-    }
     if (n < kDistributeBulk) return;
   }
 }
@@ -442,17 +463,13 @@ void Shard::SweepIdleLocked() {
   // the idle count doubles past the floor.
   constexpr size_t kIdleFloor = 4096;
   if (idle_mailboxes_ < kIdleFloor || idle_mailboxes_ < mailboxes_.size() / 2) return;
-  for (auto it = mailboxes_.begin(); it != mailboxes_.end();) {
-    Mailbox* mb = it->second;
-    if (mb->state == ChatState::kIdle && mb->size == 0) {
-      it = mailboxes_.erase(it);
-      if (mb->ring.size() > 64) std::vector<Envelope>().swap(mb->ring);
-      mb->head = 0;
-      free_mailboxes_.push_back(mb);
-    } else {
-      ++it;
-    }
-  }
+  mailboxes_.Rebuild([this](Mailbox* mb) {
+    if (mb->state != ChatState::kIdle || mb->size != 0) return true;
+    if (mb->ring.size() > 64) std::vector<Envelope>().swap(mb->ring);
+    mb->head = 0;
+    free_mailboxes_.push_back(mb);
+    return false;
+  });
   idle_mailboxes_ = 0;
   // Keep a bounded pool of spare mailboxes; free the rest.
   if (free_mailboxes_.size() > kIdleFloor) {
@@ -467,12 +484,12 @@ void Shard::SweepIdleLocked() {
 }
 
 void Shard::ReturnChatLocked(Mailbox* mb, std::vector<Envelope>& scratch, size_t from, size_t n,
-                             uint32_t ran, bool retry, int64_t now) {
+                             uint32_t ran, bool retry, int64_t retry_due) {
   for (size_t i = n; i > from; --i) mb->PushFront(std::move(scratch[i - 1]));
-  if (ran > 0) sketch_.Add(mb->chat, ran);
+  if (ran > 0) sketch_.AddHashed(mb->chat, mb->hash, ran);
   if (retry) {
     mb->state = ChatState::kDelayed;
-    mb->due_ns = mb->ring[mb->head].due_ns();
+    mb->due_ns = retry_due;
     delayed_chats_.push_back(mb);
   } else if (mb->size > 0) {
     if (!core_->aborting.load(std::memory_order_relaxed)) RecordTurnLocked(mb->hash, ran);
@@ -482,7 +499,6 @@ void Shard::ReturnChatLocked(Mailbox* mb, std::vector<Envelope>& scratch, size_t
     ++idle_mailboxes_;
     SweepIdleLocked();
   }
-  (void)now;
 }
 
 Shard::SliceEnd Shard::DrainPerChat(ThreadSlot& slot) {
@@ -491,7 +507,8 @@ Shard::SliceEnd Shard::DrainPerChat(ThreadSlot& slot) {
   auto& scratch = slot.scratch;
   if (scratch.size() < quantum) scratch.resize(quantum);
 
-  int64_t now = NowNs();
+  SliceClock clock;
+  int64_t now = clock.Now();
   const int64_t slice_end = now + kSliceNs;
   uint32_t budget = kSliceMessages;
   // The chat whose turn just ended, returned in the next critical section
@@ -500,6 +517,7 @@ Shard::SliceEnd Shard::DrainPerChat(ThreadSlot& slot) {
   size_t prev_from = 0, prev_n = 0;
   uint32_t prev_ran = 0;
   bool prev_retry = false;
+  int64_t prev_due = 0;
   uint64_t finished = 0;
   SliceEnd end;
 
@@ -513,9 +531,9 @@ Shard::SliceEnd Shard::DrainPerChat(ThreadSlot& slot) {
       // Newly arrived chats join the run-queue before the chat whose turn
       // just ended goes back to its tail, so a newcomer waits at most for
       // the turn in progress.
-      DistributeLocked(slot, rec);
+      DistributeLocked(rec);
       if (prev != nullptr) {
-        ReturnChatLocked(prev, scratch, prev_from, prev_n, prev_ran, prev_retry, now);
+        ReturnChatLocked(prev, scratch, prev_from, prev_n, prev_ran, prev_retry, prev_due);
         prev = nullptr;
       }
       if (core_->aborting.load(std::memory_order_acquire)) break;
@@ -541,7 +559,7 @@ Shard::SliceEnd Shard::DrainPerChat(ThreadSlot& slot) {
       // the fairness score `worst_cold_wait_us` watches.
       cold = mb->size <= quantum;
       n = std::min<size_t>(quantum, mb->size);
-      for (size_t i = 0; i < n; ++i) scratch[i] = mb->PopFront();
+      mb->PopFrontInto(scratch.data(), n);
       want_helper = ready_head_ != nullptr;
     }
     if (want_helper && drainers_.load(std::memory_order_relaxed) < concurrency_) {
@@ -556,7 +574,7 @@ Shard::SliceEnd Shard::DrainPerChat(ThreadSlot& slot) {
         from = i;
         break;
       }
-      const Outcome out = RunOne(slot, rec, scratch[i], cold, &now);
+      const Outcome out = RunOne(slot, rec, scratch[i], cold, clock, &now);
       ++ran;
       if (out == Outcome::kRetry) {
         // The retried message keeps its place at the head of the chat.
@@ -578,11 +596,12 @@ Shard::SliceEnd Shard::DrainPerChat(ThreadSlot& slot) {
     prev_n = n;
     prev_ran = ran;
     prev_retry = retry;
+    prev_due = retry ? now + BackoffNs(scratch[from].attempts()) : 0;
     budget = budget > ran ? budget - ran : 0;
   }
   if (prev != nullptr) {  // left the loop by abort before returning the chat
     std::lock_guard<SpinLock> lock(mu_);
-    ReturnChatLocked(prev, scratch, prev_from, prev_n, prev_ran, prev_retry, now);
+    ReturnChatLocked(prev, scratch, prev_from, prev_n, prev_ran, prev_retry, prev_due);
   }
   if (finished > 0) {
     unfinished_.fetch_sub(static_cast<int64_t>(finished), std::memory_order_acq_rel);
@@ -598,7 +617,8 @@ Shard::SliceEnd Shard::DrainUnordered(ThreadSlot& slot) {
   if (buf.size() < kUnorderedBulk) buf.resize(kUnorderedBulk);
   QueueConsumerToken token(queue_);
 
-  int64_t now = NowNs();
+  SliceClock clock;
+  int64_t now = clock.Now();
   const int64_t slice_end = now + kSliceNs;
   uint32_t budget = kSliceMessages;
   SliceEnd end;
@@ -624,8 +644,8 @@ Shard::SliceEnd Shard::DrainUnordered(ThreadSlot& slot) {
     } else if (delayed_count_.load(std::memory_order_relaxed) > 0) {
       std::lock_guard<SpinLock> lock(mu_);
       while (n < kUnorderedBulk && !delayed_messages_.empty() &&
-             delayed_messages_.front().due_ns() <= now) {
-        buf[n++] = std::move(delayed_messages_.front());
+             delayed_messages_.front().due_ns <= now) {
+        buf[n++] = std::move(delayed_messages_.front().envelope);
         delayed_messages_.pop_front();
       }
       delayed_count_.store(static_cast<uint32_t>(delayed_messages_.size()),
@@ -634,7 +654,7 @@ Shard::SliceEnd Shard::DrainUnordered(ThreadSlot& slot) {
         if (!timer_held_ && !delayed_messages_.empty()) {
           timer_held_ = true;
           end.kind = SliceEnd::kWaitRetry;
-          end.wake_ns = delayed_messages_.front().due_ns();
+          end.wake_ns = delayed_messages_.front().due_ns;
         }
         break;
       }
@@ -646,12 +666,12 @@ Shard::SliceEnd Shard::DrainUnordered(ThreadSlot& slot) {
     size_t i = 0;
     for (; i < n; ++i) {
       if (core_->aborting.load(std::memory_order_relaxed)) break;
-      const Outcome out = RunOne(slot, rec, buf[i], /*cold=*/true, &now);
+      const Outcome out = RunOne(slot, rec, buf[i], /*cold=*/true, clock, &now);
       if (out == Outcome::kRetry) {
         std::lock_guard<SpinLock> lock(mu_);
         // Backoffs grow with attempts, so the list is only roughly ordered;
         // an early entry waiting longer only delays later ones slightly.
-        delayed_messages_.push_back(std::move(buf[i]));
+        delayed_messages_.push_back({now + BackoffNs(buf[i].attempts()), std::move(buf[i])});
         delayed_count_.store(static_cast<uint32_t>(delayed_messages_.size()),
                              std::memory_order_relaxed);
       } else {
@@ -660,17 +680,24 @@ Shard::SliceEnd Shard::DrainUnordered(ThreadSlot& slot) {
     }
     {
       std::lock_guard<SpinLock> lock(mu_);
-      // Hot-chat sketch: one message in kSketchStride, with that weight.
-      // Feeding every message cost about half of this path's instructions
-      // (callgrind, bench/); a chat above 1/capacity of the traffic is still
-      // found, and counts are estimates within about one stride per sample.
+      // Hot-chat sketch: one message in kSketchStride on average, with that
+      // weight. Feeding every message cost about half of this path's
+      // instructions (callgrind, bench/); a chat above 1/capacity of the
+      // traffic is still found, and counts are estimates. The gaps between
+      // samples are random (uniform in [1, 2 * kSketchStride - 1]): a fixed
+      // stride aliases with periodic traffic (a round-robin over 62 chats
+      // sampled every 16th message only ever sees 31 of them).
       for (size_t j = 0; j < i; ++j) {
-        if (++sketch_tick_ % kSketchStride == 0) sketch_.Add(buf[j].chat(), kSketchStride);
+        if (--sketch_countdown_ != 0) continue;
+        sketch_.AddHashed(buf[j].chat(), buf[j].chat_hash(), kSketchStride);
+        sketch_rng_ ^= sketch_rng_ << 13;
+        sketch_rng_ ^= sketch_rng_ >> 17;
+        sketch_rng_ ^= sketch_rng_ << 5;
+        sketch_countdown_ = 1 + sketch_rng_ % (2 * kSketchStride - 1);
       }
       // Aborted mid-batch: the rest waits in the retry list for Collect.
       for (; i < n; ++i) {
-        buf[i].set_due_ns(0);
-        delayed_messages_.push_back(std::move(buf[i]));
+        delayed_messages_.push_back({0, std::move(buf[i])});
       }
       delayed_count_.store(static_cast<uint32_t>(delayed_messages_.size()),
                            std::memory_order_relaxed);
@@ -724,8 +751,8 @@ size_t Shard::Collect(std::vector<UnprocessedMessage>* out) {
   };
   std::lock_guard<SpinLock> lock(mu_);
   // Mailboxes first: within a chat they hold older messages than ingress.
-  for (auto& [key, mb] : mailboxes_) {
-    if (mb->state == ChatState::kRunning) continue;  // its task returns it later
+  mailboxes_.ForEach([&](Mailbox* mb) {
+    if (mb->state == ChatState::kRunning) return;  // its task returns it later
     while (mb->size > 0) {
       Envelope e = mb->PopFront();
       hand_back(e);
@@ -734,10 +761,10 @@ size_t Shard::Collect(std::vector<UnprocessedMessage>* out) {
       mb->state = ChatState::kIdle;
       ++idle_mailboxes_;
     }
-  }
+  });
   ready_head_ = ready_tail_ = nullptr;
   delayed_chats_.clear();
-  for (auto& e : delayed_messages_) hand_back(e);
+  for (auto& d : delayed_messages_) hand_back(d.envelope);
   delayed_messages_.clear();
   delayed_count_.store(0, std::memory_order_relaxed);
   Envelope e;

@@ -38,11 +38,12 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "chat_quota.h"
+#include "chat_table.h"
 #include "chatshard/engine.h"
+#include "cycle_clock.h"
 #include "envelope.h"
 #include "heavy_hitters.h"
 #include "histogram.h"
@@ -56,8 +57,6 @@ namespace chatshard::internal {
 // line size of every x86-64 and most ARM cores; std::hardware_destructive_
 // interference_size is not used because GCC warns that it may change.
 inline constexpr size_t kCacheLine = 64;
-
-int64_t NowNs();
 
 // What one drain thread records for one shard. Single writer (the thread in
 // the arena slot that owns the ThreadSlot); readers merge with relaxed loads.
@@ -98,7 +97,6 @@ struct alignas(kCacheLine) ThreadSlot {
   std::unique_ptr<std::atomic<ShardRecord*>[]> records;
   std::vector<std::unique_ptr<ShardRecord>> owned;
   std::vector<Envelope> scratch;       // one chat turn or one batch
-  std::vector<Envelope> distribute;    // ingress -> mailboxes (kPerChat)
   std::string failure_reason;
   const uint32_t partitions;
 };
@@ -168,18 +166,12 @@ class Shard {
 
  private:
   struct Mailbox;
-  struct ChatKey {
-    std::string_view chat;
-    uint32_t hash;
-    bool operator==(const ChatKey& o) const { return hash == o.hash && chat == o.chat; }
-  };
-  struct ChatKeyHash {
-    size_t operator()(const ChatKey& k) const { return k.hash; }
-  };
+  class DistributeInto;
   enum class ChatState : uint8_t { kIdle, kReady, kRunning, kDelayed };
 
-  // Ring buffer of a chat's queued messages; capacity grows by doubling and
-  // is kept when the chat goes idle, so a busy chat stops allocating.
+  // Ring buffer of a chat's queued messages; capacity is a power of two
+  // (positions wrap with a mask), grows by doubling and is kept when the chat
+  // goes idle, so a busy chat stops allocating.
   struct Mailbox {
     std::string chat;
     uint32_t hash = 0;
@@ -190,9 +182,16 @@ class Shard {
     size_t head = 0;
     size_t size = 0;
 
-    void PushBack(Envelope&& e);
+    // Inline: once per message on the distribution path.
+    void PushBack(Envelope&& e) {
+      if (size == ring.size()) [[unlikely]] Grow();
+      ring[(head + size) & (ring.size() - 1)] = std::move(e);
+      ++size;
+    }
     void PushFront(Envelope&& e);
     Envelope PopFront();
+    // Moves the first `n` (<= size) messages into out[0, n).
+    void PopFrontInto(Envelope* out, size_t n);
     void Grow();
   };
 
@@ -211,21 +210,35 @@ class Shard {
   SliceEnd DrainUnordered(ThreadSlot& slot);
   // Puts scratch[from, n) back at the front of `mb`, then requeues, idles or
   // delays the chat.
+  // `retry_due`: when a retried head message may run again (retry only).
   void ReturnChatLocked(Mailbox* mb, std::vector<Envelope>& scratch, size_t from, size_t n,
-                        uint32_t ran, bool retry, int64_t now);
+                        uint32_t ran, bool retry, int64_t retry_due);
   // Runs one message and records it; returns kDone, kFail (finally failed,
-  // hook called) or kRetry (to be retried). `*now` is the start time on entry
+  // hook called) or kRetry (to be retried after BackoffNs(e.attempts())). `*now` is the start time on entry
   // and the end time on return, so consecutive runs share one clock read.
-  Outcome RunOne(ThreadSlot& slot, ShardRecord& rec, Envelope& e, bool cold, int64_t* now);
-  void ReleaseQuota(const Envelope& e);
+  // `clock` is the calling slice's (one per drain slice, on this thread).
+  Outcome RunOne(ThreadSlot& slot, ShardRecord& rec, Envelope& e, bool cold, SliceClock& clock,
+                 int64_t* now);
+  // RunOne's path for anything but kDone (kept out of line).
+  [[gnu::noinline]] Outcome FinishNotDone(ShardRecord& rec, Envelope& e, Outcome outcome,
+                                          const char* reason);
+  void ReleaseQuota(const Envelope& e) {
+    if (quota_ != nullptr) ReleaseQuotaSlow(e);
+  }
+  void ReleaseQuotaSlow(const Envelope& e);
   int64_t BackoffNs(uint32_t attempts) const;
 
   // Under mu_.
-  void DistributeLocked(ThreadSlot& slot, ShardRecord& rec);
+  void DistributeLocked(ShardRecord& rec);
+  void DistributeOneLocked(Envelope&& e);
   void PushReadyLocked(Mailbox* mb);
   Mailbox* PopReadyLocked();
   void PromoteDueLocked(int64_t now);
-  Mailbox* MailboxForLocked(const Envelope& e);
+  Mailbox* MailboxForLocked(const Envelope& e) {
+    Mailbox* found = mailboxes_.Find(e.chat(), e.chat_hash());
+    return found != nullptr ? found : NewMailboxLocked(e);
+  }
+  [[gnu::noinline]] Mailbox* NewMailboxLocked(const Envelope& e);
   void SweepIdleLocked();
   void RecordTurnLocked(uint32_t hash, uint32_t ran);
 
@@ -256,18 +269,25 @@ class Shard {
 
   // ---- consumer side, guarded by mu_
   alignas(kCacheLine) SpinLock mu_;
-  std::unordered_map<ChatKey, Mailbox*, ChatKeyHash> mailboxes_;
+  ChatTable<Mailbox> mailboxes_;
   std::vector<std::unique_ptr<Mailbox>> mailbox_store_;  // owns every Mailbox
   std::vector<Mailbox*> free_mailboxes_;
   size_t idle_mailboxes_ = 0;
   Mailbox* ready_head_ = nullptr;
   Mailbox* ready_tail_ = nullptr;
   std::vector<Mailbox*> delayed_chats_;       // kPerChat retries waiting
-  std::deque<Envelope> delayed_messages_;     // kNone retries waiting
+  struct DelayedMessage {
+    int64_t due_ns;  // when it may run again
+    Envelope envelope;
+  };
+  std::deque<DelayedMessage> delayed_messages_;  // kNone retries waiting
   bool timer_held_ = false;  // a task stays to serve retry backoffs
   uint64_t next_id_ = 0;     // kPerChat ids, assigned when distributed
   SpaceSaving sketch_;
-  uint64_t sketch_tick_ = 0;  // kNone: sampling counter for sketch_
+  // kNone: messages until the next one the sketch sees, and the generator
+  // (xorshift32) of those gaps.
+  uint32_t sketch_countdown_ = 1;
+  uint32_t sketch_rng_;
   // Recent turns of chats that still had work after their turn: (hash, ran).
   static constexpr size_t kTurnWindow = 1024;
   std::vector<std::pair<uint32_t, uint32_t>> turn_window_;

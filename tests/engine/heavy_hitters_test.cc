@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "chatshard/routing.h"
+
 // Counts heap allocations made by the thread that turned counting on. This
 // replaces the global operator new for the whole test binary, so it forwards
 // to malloc and counts nothing for other threads (TBB workers of other tests).
@@ -103,6 +105,26 @@ TEST(SpaceSavingTest, ExactWhileDistinctKeysFit) {
   for (const SpaceSaving::Entry& e : sketch.Top(8)) {
     EXPECT_EQ(e.count, truth[e.key]) << e.key;
     EXPECT_EQ(e.error, 0u) << e.key;
+  }
+}
+
+TEST(SpaceSavingTest, AddHashedWithTheKeysFnvIsTheSameAsAdd) {
+  SpaceSaving plain(16);
+  SpaceSaving hashed(16);
+  std::mt19937_64 rng(9);
+  for (int i = 0; i < 20000; ++i) {
+    const std::string key = Numbered("chat/", rng() % 40);  // more keys than counters
+    const uint64_t weight = rng() % 5 + 1;
+    plain.Add(key, weight);
+    hashed.AddHashed(key, Fnv1a32(key), weight);
+  }
+  const auto a = plain.Top(16);
+  const auto b = hashed.Top(16);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].key, b[i].key);
+    EXPECT_EQ(a[i].count, b[i].count);
+    EXPECT_EQ(a[i].error, b[i].error);
   }
 }
 
