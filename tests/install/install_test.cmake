@@ -6,6 +6,8 @@
 #   CXX_COMPILER  the compiler the build used
 #   BUILD_TYPE    its CMAKE_BUILD_TYPE
 #   SANITIZE      its CHATSHARD_SANITIZE ('' for none)
+# The consumer is built twice: engine only, and, when the build has the Redis
+# adapter (CHATSHARD_BUILD_REDIS in its cache), with the redis component too.
 cmake_minimum_required(VERSION 3.25)
 
 foreach(var BUILD_DIR CONSUMER_DIR WORK_DIR CXX_COMPILER)
@@ -26,8 +28,14 @@ set(prefix "${WORK_DIR}/prefix")
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
 
+load_cache("${BUILD_DIR}" READ_WITH_PREFIX build_ CHATSHARD_BUILD_REDIS)
+
 run(install "${CMAKE_COMMAND}" --install "${BUILD_DIR}" --prefix "${prefix}")
-foreach(installed include/chatshard/engine.h include/chatshard/options.h bin/chatshard)
+set(expected include/chatshard/engine.h include/chatshard/options.h bin/chatshard)
+if(build_CHATSHARD_BUILD_REDIS)
+  list(APPEND expected include/chatshard/redis/options.h include/chatshard/redis/consumer.h)
+endif()
+foreach(installed ${expected})
   if(NOT EXISTS "${prefix}/${installed}")
     message(FATAL_ERROR "install test: ${prefix}/${installed} was not installed")
   endif()
@@ -44,11 +52,19 @@ endif()
 if(NOT BUILD_TYPE)
   set(BUILD_TYPE Release)
 endif()
-run(configure "${CMAKE_COMMAND}" -S "${CONSUMER_DIR}" -B "${WORK_DIR}/build"
-    "-DCMAKE_PREFIX_PATH=${prefix}"
-    "-DCMAKE_CXX_COMPILER=${CXX_COMPILER}"
-    "-DCMAKE_BUILD_TYPE=${BUILD_TYPE}"
-    "-DCMAKE_CXX_FLAGS=${flags}"
-    "-DCMAKE_EXE_LINKER_FLAGS=${flags}")
-run(build "${CMAKE_COMMAND}" --build "${WORK_DIR}/build")
-run(run "${WORK_DIR}/build/chatshard_consumer")
+set(variants OFF)
+if(build_CHATSHARD_BUILD_REDIS)
+  list(APPEND variants ON)
+endif()
+foreach(redis ${variants})
+  set(build "${WORK_DIR}/build-redis-${redis}")
+  run("configure (redis ${redis})" "${CMAKE_COMMAND}" -S "${CONSUMER_DIR}" -B "${build}"
+      "-DCMAKE_PREFIX_PATH=${prefix}"
+      "-DCMAKE_CXX_COMPILER=${CXX_COMPILER}"
+      "-DCMAKE_BUILD_TYPE=${BUILD_TYPE}"
+      "-DCMAKE_CXX_FLAGS=${flags}"
+      "-DCMAKE_EXE_LINKER_FLAGS=${flags}"
+      "-DCHATSHARD_CONSUMER_REDIS=${redis}")
+  run("build (redis ${redis})" "${CMAKE_COMMAND}" --build "${build}")
+  run("run (redis ${redis})" "${build}/chatshard_consumer")
+endforeach()

@@ -9,8 +9,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,8 +24,11 @@
 
 namespace chatshard::redis::internal {
 
+// Replies read by a Connection are built in one arena each (connection.cc);
+// FreeReply, not freeReplyObject, releases them.
+void FreeReply(redisReply* reply);
 struct ReplyDeleter {
-  void operator()(redisReply* reply) const { freeReplyObject(reply); }
+  void operator()(redisReply* reply) const { FreeReply(reply); }
 };
 using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
 
@@ -81,26 +87,34 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // Queues one command in the output buffer (written by the next Read).
-  void Append(const std::vector<std::string_view>& args);
+  // Queues one command in the output buffer (written by the next Read). The
+  // arguments are copied; they need not outlive the call.
+  void Append(std::span<const std::string_view> args);
+  void Append(std::initializer_list<std::string_view> args) {
+    Append(std::span<const std::string_view>(args.begin(), args.size()));
+  }
   // Writes what is buffered and reads one reply. An I/O error (timeout,
   // closed socket, protocol error) breaks the connection for good.
   Result<Reply> Read();
   // Append + Read.
-  Result<Reply> Run(const std::vector<std::string_view>& args);
+  Result<Reply> Run(std::span<const std::string_view> args);
+  Result<Reply> Run(std::initializer_list<std::string_view> args) {
+    return Run(std::span<const std::string_view>(args.begin(), args.size()));
+  }
   bool broken() const { return broken_; }
   const std::string& address() const { return address_; }
 
  private:
   Connection(redisContext* context, std::string address, SocketSlot* slot);
   Status IoError(std::string_view what);
+  // "<kind><n>\r\n" onto command_.
+  void AppendRespHeader(char kind, size_t n);
 
   redisContext* context_;
   std::string address_;
   SocketSlot* slot_;
   bool broken_ = false;
-  std::vector<const char*> argv_;
-  std::vector<size_t> argv_len_;
+  std::string command_;  // the RESP being formatted, reused across commands
 };
 
 // Error replies as Status; nullptr-safe. `what` names the command and key.
@@ -115,6 +129,13 @@ struct StreamId {
   friend auto operator<=>(const StreamId&, const StreamId&) = default;
 };
 StreamId ParseStreamId(std::string_view id);
+// "ms-seq" appended to `out`.
+void AppendStreamId(const StreamId& id, std::string& out);
+struct StreamIdHash {
+  size_t operator()(const StreamId& id) const {
+    return std::hash<uint64_t>()(id.ms * 0x9e3779b97f4a7c15ull ^ id.seq);
+  }
+};
 
 // Key names; the "{<shard>}" hash tag keeps a shard's keys in one cluster slot.
 std::string StreamKey(std::string_view prefix, uint32_t shard);

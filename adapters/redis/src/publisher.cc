@@ -33,12 +33,20 @@ namespace {
 
 using std::chrono::milliseconds;
 
+// Chat id and payload share one buffer: one allocation per publish.
 struct PublishRequest {
   uint32_t shard = 0;
-  std::string chat;
-  std::string payload;
+  uint32_t chat_bytes = 0;
+  std::string chat_and_payload;
   PublishCallback done;
   Clock::time_point queued;
+
+  std::string_view chat() const {
+    return std::string_view(chat_and_payload).substr(0, chat_bytes);
+  }
+  std::string_view payload() const {
+    return std::string_view(chat_and_payload).substr(chat_bytes);
+  }
 };
 
 struct PublisherCore {
@@ -50,6 +58,7 @@ struct PublisherCore {
 
   void Run();
   void Complete(PublishRequest& request, Result<std::string> result);
+  void WakeWindowWaiters();
   void FailAll(std::deque<PublishRequest>& pending, const Status& why);
   void Drain(std::deque<PublishRequest>& pending);
   void SendBatch(std::deque<PublishRequest>& pending);
@@ -88,8 +97,16 @@ void PublisherCore::Complete(PublishRequest& request, Result<std::string> result
     failed.fetch_add(1, std::memory_order_relaxed);
   }
   if (request.done) request.done(std::move(result));
-  in_flight.fetch_sub(1, std::memory_order_acq_rel);
-  if (window_waiters.load(std::memory_order_acquire) > 0) {
+  // seq_cst: with the waiter's seq_cst increment of window_waiters and its
+  // load of in_flight, either the waiter sees this room or WakeWindowWaiters
+  // sees the waiter (a store-load pair: acq_rel would allow both to miss).
+  in_flight.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+// Once per batch of completions, not per completion: a lock and a futex
+// wake per message cost more than the XADD itself when callers wait.
+void PublisherCore::WakeWindowWaiters() {
+  if (window_waiters.load(std::memory_order_seq_cst) > 0) {  // see Complete
     std::lock_guard<std::mutex> l(window_mu);
     window_cv.notify_all();
   }
@@ -101,6 +118,7 @@ void PublisherCore::FailAll(std::deque<PublishRequest>& pending, const Status& w
     Complete(pending.front(), why);
     pending.pop_front();
   }
+  WakeWindowWaiters();
 }
 
 void PublisherCore::Drain(std::deque<PublishRequest>& pending) {
@@ -117,7 +135,7 @@ void PublisherCore::SendBatch(std::deque<PublishRequest>& pending) {
   const size_t n = std::min<size_t>(pending.size(), options.batch_size);
   for (size_t i = 0; i < n; ++i) {
     const PublishRequest& r = pending[i];
-    connection->Append({"XADD", keys[r.shard], "*", "c", r.chat, "p", r.payload});
+    connection->Append({"XADD", keys[r.shard], "*", "c", r.chat(), "p", r.payload()});
   }
   round_trips.fetch_add(1, std::memory_order_relaxed);
   for (size_t i = 0; i < n; ++i) {
@@ -141,6 +159,7 @@ void PublisherCore::SendBatch(std::deque<PublishRequest>& pending) {
       Complete(r, Status::Internal("XADD " + keys[r.shard] + ": unexpected reply type"));
     }
   }
+  WakeWindowWaiters();
 }
 
 void PublisherCore::Run() {
@@ -169,6 +188,7 @@ void PublisherCore::Run() {
                                      std::to_string(options.publish_timeout.count()) + " ms"));
         pending.pop_front();
       }
+      WakeWindowWaiters();
       if (closing.load(std::memory_order_acquire) && pending.empty() &&
           in_flight.load(std::memory_order_acquire) == 0) {
         break;
@@ -265,9 +285,10 @@ Status PublisherImpl::Publish(std::string_view chat_id, std::string_view payload
                                  " publishes await Redis' answer");
     }
     std::unique_lock<std::mutex> l(c.window_mu);
-    c.window_waiters.fetch_add(1, std::memory_order_acq_rel);
+    // seq_cst: the store-load pair with Complete (see there).
+    c.window_waiters.fetch_add(1, std::memory_order_seq_cst);
     const bool room = c.window_cv.wait_for(l, c.options.publish_timeout, [&] {
-      return c.in_flight.load(std::memory_order_acquire) < c.options.max_in_flight ||
+      return c.in_flight.load(std::memory_order_seq_cst) < c.options.max_in_flight ||
              c.closing.load(std::memory_order_acquire);
     });
     c.window_waiters.fetch_sub(1, std::memory_order_acq_rel);
@@ -284,8 +305,9 @@ Status PublisherImpl::Publish(std::string_view chat_id, std::string_view payload
   }
   PublishRequest r;
   r.shard = ShardFor(chat_id, c.options.connection.partitions, c.options.connection.routing);
-  r.chat = std::string(chat_id);
-  r.payload = std::string(payload);
+  r.chat_bytes = static_cast<uint32_t>(chat_id.size());
+  r.chat_and_payload.reserve(chat_id.size() + payload.size());
+  r.chat_and_payload.append(chat_id).append(payload);
   r.done = std::move(on_done);
   r.queued = Clock::now();
   c.queue.enqueue(std::move(r));

@@ -1,12 +1,18 @@
 // Uses the installed headers and library: the routing vector, then a whole
 // engine (which pulls in the engine's TBB dependency through the package).
+// Built with CHATSHARD_CONSUMER_REDIS, it also validates Redis adapter
+// options, which links chatshard::redis (and hiredis through the package).
 #include <chatshard/engine.h>
+#ifdef CHATSHARD_CONSUMER_REDIS
+#include <chatshard/redis/options.h>
+#endif
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <string_view>
 #include <utility>
 
 int main() {
@@ -46,5 +52,20 @@ int main() {
     return 1;
   }
   std::printf("consumer: ShardFor(\"foobar\", 16) = %u; engine handled %d messages\n", shard, done);
+
+#ifdef CHATSHARD_CONSUMER_REDIS
+  chatshard::redis::PublisherOptions publisher_options;
+  if (const chatshard::Status s = publisher_options.Validate(); !s.ok()) {
+    std::fprintf(stderr, "default PublisherOptions refused: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  publisher_options.connection.partitions = 0;
+  const chatshard::Status refused = publisher_options.Validate();
+  if (refused.ok() || refused.message().find("connection.partitions") == std::string_view::npos) {
+    std::fprintf(stderr, "partitions = 0 not refused by name: %s\n", refused.ToString().c_str());
+    return 1;
+  }
+  std::printf("consumer: chatshard::redis refused %s\n", refused.ToString().c_str());
+#endif
   return 0;
 }
