@@ -6,7 +6,7 @@
 // earlier ones; a filtered run measures a missing baseline on demand):
 //   BM_Redis_Ceiling_XaddP64   `redis-benchmark -P 64` XADD, entries of our size
 //   BM_Redis_Publish           chatshard::redis::Publisher, pipelined XADD
-//   BM_Redis_EndToEnd          publish -> Consumer -> no-op handler -> XACK+XDEL
+//   BM_Redis_EndToEnd          publish -> Consumer -> no-op handler -> XACK (+ XTRIM)
 //   BM_Redis_Latency_HalfMax   publish-to-handler latency, paced at half the
 //                              end-to-end maximum measured above
 //

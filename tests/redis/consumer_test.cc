@@ -1,5 +1,6 @@
 // Consumer against a real redis-server: round trip, dead letters, restart
-// of Redis, and the memory left behind with and without XDEL after ack.
+// of Redis, the trimming of acked entries (and only of acked ones), and the
+// memory left behind with and without it.
 #include "chatshard/redis/consumer.h"
 
 #include <atomic>
@@ -134,7 +135,10 @@ TEST(RedisConsumerTest, RoundTripProcessesEachMessageOnceInPerChatOrder) {
   }
   TestClient client(server.port());
   EXPECT_EQ(TotalPending(client, "rt"), 0);
-  EXPECT_EQ(TotalLen(client, "rt", "stream"), 0);  // acked entries deleted
+  // Acked entries are trimmed within a trim interval (100 ms; 2 s of slack).
+  EXPECT_TRUE(WaitUntil([&] { return TotalLen(client, "rt", "stream") == 0; },
+                        milliseconds(2000)))
+      << TotalLen(client, "rt", "stream");
   EXPECT_EQ(TotalLen(client, "rt", "dead"), 0);
   EXPECT_TRUE((*consumer)->Close(milliseconds(5000)).ok());
   const RedisStats st = (*consumer)->Stats();
@@ -302,7 +306,86 @@ TEST(RedisConsumerTest, CloseReturnsByItsDeadlineWhenRedisIsGone) {
   (void)s;
 }
 
-// Measures Redis memory after a run with XDEL after ack and without it.
+// Never trims what is not acked: an entry whose handler has not finished
+// keeps itself and everything above it in its shard stream, and a second
+// consumer group that has read nothing keeps every entry. Once both are
+// done, the streams empty.
+TEST(RedisConsumerTest, TrimmingKeepsEntriesNotAckedByEveryGroup) {
+  RedisServer server;
+  TestClient client(server.port());
+  PublisherOptions po;
+  po.connection = Conn(server, "trim");
+  po.publish_timeout = milliseconds(10000);
+  auto pub = Publisher::Create(po);
+  ASSERT_TRUE(pub.ok());
+  const uint32_t slow_shard = ShardFor("slow", kPartitions);
+  const std::string slow_key = "trim:{" + std::to_string(slow_shard) + "}:stream";
+  const std::string other_key = "trim:{" + std::to_string((slow_shard + 1) % kPartitions) +
+                                "}:stream";
+  ASSERT_EQ(client.Run({"XGROUP", "CREATE", other_key, "audit", "0", "MKSTREAM"}).str, "OK");
+  std::atomic<bool> release{false};
+  std::atomic<int> handled{0};
+  ConsumerOptions co;
+  co.connection = po.connection;
+  co.trim_interval = milliseconds(10);
+  Options eo = EngineOptions();  // "slow" retries for up to 1000 x 10 ms
+  eo.max_attempts = 1000;
+  eo.retry_backoff = std::chrono::microseconds(10000);
+  eo.retry_backoff_max = std::chrono::microseconds(10000);
+  auto consumer = Consumer::Create(co, eo, [&](const StreamMessage& m) {
+    if (m.chat_id == "slow" && !release.load()) return Outcome::kRetry;
+    handled++;
+    return Outcome::kDone;
+  });
+  ASSERT_TRUE(consumer.ok()) << consumer.status().ToString();
+  Result<std::string> slow_id = (*pub)->Publish("slow", "s").get();
+  ASSERT_TRUE(slow_id.ok());
+  constexpr int kN = 2000;
+  for (int i = 0; i < kN; ++i) {
+    ASSERT_TRUE((*pub)->Publish("chat-" + std::to_string(i % 200), "x", [](Result<std::string>) {})
+                    .ok());
+  }
+  ASSERT_TRUE(WaitUntil([&] { return (*consumer)->Stats().acked == kN; }, milliseconds(10000)))
+      << (*consumer)->Stats().ToJson() << " handled " << handled.load();
+  std::this_thread::sleep_for(milliseconds(300));  // many trim intervals
+  const long long slow_len = client.Int({"XLEN", slow_key});
+  const long long other_len = client.Int({"XLEN", other_key});
+  const testing::TestReply first = client.Run({"XRANGE", slow_key, "-", "+", "COUNT", "1"});
+  ASSERT_EQ(first.elements.size(), 1u);
+  EXPECT_EQ(first.elements[0].elements[0].str, *slow_id);  // unacked: kept
+  EXPECT_GT(slow_len, 1);  // and the acked entries above it
+  // The audit group has read nothing: its stream keeps every entry published to it.
+  long long published_other = 0;
+  for (int i = 0; i < 200; ++i) {
+    if (ShardFor("chat-" + std::to_string(i), kPartitions) == (slow_shard + 1) % kPartitions) {
+      published_other += kN / 200;
+    }
+  }
+  EXPECT_EQ(other_len, published_other);
+  // Other shards (one group, all acked) are empty.
+  long long rest = 0;
+  for (uint32_t s = 0; s < kPartitions; ++s) {
+    if (s == slow_shard || s == (slow_shard + 1) % kPartitions) continue;
+    rest += client.Int({"XLEN", "trim:{" + std::to_string(s) + "}:stream"});
+  }
+  EXPECT_EQ(rest, 0);
+  // Release the slow entry, drop the audit group, and ack one more entry on
+  // its shard: both streams empty.
+  release = true;
+  ASSERT_EQ(client.Int({"XGROUP", "DESTROY", other_key, "audit"}), 1);
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE((*pub)->Publish("chat-" + std::to_string(i), "y", [](Result<std::string>) {})
+                    .ok());
+  }
+  EXPECT_TRUE(WaitUntil([&] { return TotalLen(client, "trim", "stream") == 0; },
+                        milliseconds(5000)))
+      << TotalLen(client, "trim", "stream");
+  EXPECT_EQ(handled.load(), kN + 1 + 200);
+  EXPECT_EQ(TotalPending(client, "trim"), 0);
+  EXPECT_TRUE((*consumer)->Close(milliseconds(5000)).ok());
+}
+
+// Measures Redis memory after a run with acked entries trimmed and without.
 TEST(RedisConsumerTest, DeletingAckedEntriesKeepsRedisMemoryFlat) {
   long long used[2] = {0, 0};
   long long baseline[2] = {0, 0};
@@ -332,12 +415,16 @@ TEST(RedisConsumerTest, DeletingAckedEntriesKeepsRedisMemoryFlat) {
                       .ok());
     }
     ASSERT_TRUE(WaitUntil([&] { return (*consumer)->Stats().acked == kN; }, milliseconds(120000)));
+    if (del == 1) {  // after a trim interval, nothing acked is left
+      EXPECT_TRUE(WaitUntil([&] { return TotalLen(client, prefix, "stream") == 0; },
+                            milliseconds(2000)));
+    }
     used[del] = client.UsedMemory();
     EXPECT_EQ(TotalPending(client, prefix), 0);
     EXPECT_TRUE((*consumer)->Close(milliseconds(5000)).ok());
   }
   std::printf("[measure] redis used_memory after 100000 msgs of 100 B acked: "
-              "keep %lld B (+%lld), XDEL after ack %lld B (+%lld)\n",
+              "keep %lld B (+%lld), trimmed after ack %lld B (+%lld)\n",
               used[0], used[0] - baseline[0], used[1], used[1] - baseline[1]);
   EXPECT_LT(used[1] - baseline[1], (used[0] - baseline[0]) / 4);
 }

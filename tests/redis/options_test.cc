@@ -33,6 +33,7 @@ TEST(RedisOptionsTest, ReportsEveryBadFieldByName) {
   o.claim_timeout = std::chrono::milliseconds(1);
   o.read_block = std::chrono::milliseconds(5000);
   o.group = "";
+  o.trim_interval = std::chrono::milliseconds(0);
   const Status s = o.Validate();
   ASSERT_EQ(s.code(), Status::Code::kInvalidArgument);
   const std::string m(s.message());
@@ -40,7 +41,8 @@ TEST(RedisOptionsTest, ReportsEveryBadFieldByName) {
        {"connection.address = \"localhost\"", "connection.password", "connection.database = 16",
         "connection.connect_timeout = 0 ms", "connection.prefix = \"a{b}\"",
         "connection.partitions = 0", "connection.reconnect_backoff = 5000 ms",
-        "read_batch = 0", "claim_timeout = 1 ms", "read_block = 5000 ms", "group = \"\""}) {
+        "read_batch = 0", "claim_timeout = 1 ms", "read_block = 5000 ms", "group = \"\"",
+        "trim_interval = 0 ms"}) {
     EXPECT_NE(m.find(field), std::string::npos) << field << "\n" << m;
   }
 }

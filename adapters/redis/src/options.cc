@@ -115,6 +115,7 @@ Status ConsumerOptions::Validate() const {
   p.Duration("claim_timeout", claim_timeout, milliseconds(10), milliseconds(3600000));
   p.Duration("claim_interval", claim_interval, milliseconds(10), milliseconds(3600000));
   p.Range("dead_letter_retention", dead_letter_retention, 0, uint64_t{1} << 40);
+  p.Duration("trim_interval", trim_interval, milliseconds(1), milliseconds(60000));
   return p.ToStatus();
 }
 

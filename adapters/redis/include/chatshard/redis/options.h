@@ -94,9 +94,15 @@ struct ConsumerOptions {
   // Entries kept in each dead-letter stream (XADD MAXLEN ~). 0 = unbounded.
   // Range 0..2^40.
   uint64_t dead_letter_retention = 1000000;
-  // Delete acked entries from the shard stream (XDEL after XACK). See the
-  // "Trimming" note in src/consumer.cc for the measurement behind it.
+  // Remove acked entries from the shard streams: every trim_interval, each
+  // shard stream that had acks since the last pass is cut below the oldest
+  // entry that some consumer group has not acked yet (XTRIM MINID, the bound
+  // read from Redis: XINFO GROUPS and XPENDING). See the "Trimming" note in
+  // src/consumer.cc.
   bool delete_acked = true;
+  // How often acked entries are trimmed; at most this much acked history
+  // (plus what sits above an unacked entry) stays in a stream. Range 1 ms..60 s.
+  std::chrono::milliseconds trim_interval{100};
 
   Status Validate() const;
 };
