@@ -1,122 +1,23 @@
 // Runs the built chatshard binary (CHATSHARD_CLI) as a user would and checks
 // its output and exit codes.
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <zlib.h>
 
-#include <cerrno>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "chatshard/routing.h"
+#include "cli_runner.h"
 #include "gtest/gtest.h"
-
-extern char** environ;
 
 namespace chatshard::cli {
 namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::ordered_json;  // parses keys in file order
-
-struct CommandResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-void WriteFile(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  ASSERT_TRUE(out.good()) << path;
-}
-
-// Scratch directories made by this process, removed when the run ends.
-std::vector<fs::path>& ScratchDirs() {
-  static std::vector<fs::path> dirs;
-  return dirs;
-}
-
-class RemoveScratchDirs : public ::testing::Environment {
- public:
-  void TearDown() override {
-    std::error_code ignored;
-    for (const fs::path& dir : ScratchDirs()) fs::remove_all(dir, ignored);
-  }
-};
-[[maybe_unused]] ::testing::Environment* const kRemoveScratchDirs =
-    ::testing::AddGlobalTestEnvironment(new RemoveScratchDirs);
-
-// A scratch directory of its own per test (ctest runs tests in parallel).
-fs::path ScratchDir() {
-  const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
-  fs::path dir =
-      fs::path(::testing::TempDir()) / ("chatshard_cli_" + std::string(test->test_suite_name()) +
-                                        "_" + test->name() + "_" + std::to_string(getpid()));
-  if (fs::create_directories(dir)) ScratchDirs().push_back(dir);
-  return dir;
-}
-
-// Runs CHATSHARD_CLI with `args`, `stdin_text` as its standard input, and
-// captures standard output and error through files (no pipe can fill up).
-CommandResult RunCli(const std::vector<std::string>& args, const std::string& stdin_text = "") {
-  const fs::path dir = ScratchDir();
-  const fs::path in = dir / "stdin";
-  const fs::path out = dir / "stdout";
-  const fs::path err = dir / "stderr";
-  WriteFile(in, stdin_text);
-
-  std::vector<std::string> argv_storage = {CHATSHARD_CLI};
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& arg : argv_storage) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, in.c_str(), O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = 0;
-  const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  CommandResult result;
-  if (spawned != 0) {
-    ADD_FAILURE() << "cannot run " << argv[0] << ": " << std::strerror(spawned);
-    return result;
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  result.out = ReadFile(out);
-  result.err = ReadFile(err);
-  return result;
-}
-
-std::string Describe(const CommandResult& r) {
-  return "exit " + std::to_string(r.exit_code) + "\n--- stdout:\n" + r.out + "--- stderr:\n" +
-         r.err;
-}
 
 // Lines of a gzip file, counted with zlib directly (not with the code under test).
 uint64_t CountGzipLines(const char* path) {

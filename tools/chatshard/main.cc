@@ -6,8 +6,11 @@
 #include <exception>
 #include <vector>
 
+#include "analyze.h"
 #include "command.h"
+#include "convert.h"
 #include "exit_code.h"
+#include "gen.h"
 #include "replay.h"
 #include "route.h"
 
@@ -29,6 +32,9 @@ int main(int argc, char** argv) {
   const std::vector<Subcommand> commands = {
       AddReplayCommand(app),
       AddRouteCommand(app),
+      AddConvertCommand(app),
+      AddGenCommand(app),
+      AddAnalyzeCommand(app),
   };
 
   try {

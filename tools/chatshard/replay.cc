@@ -21,6 +21,7 @@
 #include "enum_flag.h"
 #include "exit_code.h"
 #include "histogram.h"
+#include "load_messages.h"
 #include "report.h"
 
 namespace chatshard::cli {
@@ -166,25 +167,12 @@ int RunReplayCommand(ReplayFlags& flags) {
     return kExitUsage;
   }
 
-  LoadOptions load;
-  load.strict = config.strict;
-  load.on_bad_line = [](std::string_view report) { fmt::print(stderr, "{}\n", report); };
   const Clock::time_point load_start = Clock::now();
-  Result<Traffic> loaded = LoadTraffic(config.path, load);
-  if (!loaded.ok()) {
-    if (loaded.status().code() == Status::Code::kInvalidArgument) {
-      fmt::print(stderr, "chatshard replay: stopped at the first bad line (--strict)\n");
-    } else {
-      fmt::print(stderr, "chatshard replay: {}\n", loaded.status().message());
-    }
-    return kExitFileError;
-  }
+  Result<Traffic> loaded = LoadTraffic(config.path, PrintingLoadOptions(config.strict));
+  if (!loaded.ok()) return ReportLoadFailure("replay", loaded.status());
   const Traffic& traffic = loaded.value();
   const double load_s = duration<double>(Clock::now() - load_start).count();
-  if (traffic.skipped > 0) {
-    fmt::print(stderr, "chatshard replay: skipped {} bad line(s) of {}\n", traffic.skipped,
-               traffic.lines);
-  }
+  ReportSkippedLines("replay", traffic);
 
   if (config.speed > 0 && traffic.messages.size() > 1) {
     // A paced replay can take long: say how long before it starts.

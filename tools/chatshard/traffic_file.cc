@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "traffic_binary.h"
+
 namespace chatshard::cli {
 namespace {
 
@@ -156,6 +158,23 @@ Result<GzFilePtr> OpenTrafficFile(const std::string& path) {
   return GzFilePtr(file);
 }
 
+// OK when every gzread of `file` so far succeeded, else why not.
+Status ReadStatus(gzFile file, const std::string& path) {
+  int zlib_error = Z_OK;
+  const char* zlib_message = gzerror(file, &zlib_error);
+  if (zlib_error == Z_OK) return Status::Ok();
+  if (zlib_error == Z_ERRNO) {
+    return Status::Unavailable(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+  }
+  // zlib's message reads "<path>: <what>"; keep the what.
+  std::string_view what(zlib_message);
+  if (const size_t colon = what.rfind(": "); colon != std::string_view::npos) {
+    what.remove_prefix(colon + 2);
+  }
+  return Status::Unavailable(
+      fmt::format("cannot read {}: {} (a truncated or corrupt gzip file?)", path, what));
+}
+
 }  // namespace
 
 std::string ParseTrafficLine(std::string_view line, ParsedLine* out) {
@@ -204,11 +223,18 @@ Result<Traffic> LoadTraffic(const std::string& path, const LoadOptions& options)
   std::vector<char> chunk(kReadChunkBytes);
   std::string partial;  // a line split across chunks
   bool more = true;
-  while (more) {
+  bool binary = false;  // the whole file goes to `partial`, for DecodeBinaryTraffic
+  for (bool first_chunk = true; more; first_chunk = false) {
     const int n = gzread(file, chunk.data(), static_cast<unsigned>(chunk.size()));
     if (n < 0) break;  // reported below through gzerror
     if (n == 0) break;
     std::string_view data(chunk.data(), static_cast<size_t>(n));
+    // A binary file, or a cut one: no JSON line starts with the magic's 0x89.
+    if (first_chunk) binary = kBinaryTrafficMagic.starts_with(data.substr(0, 8));
+    if (binary) {
+      partial.append(data);
+      continue;
+    }
     while (more && !data.empty()) {
       const size_t newline = data.find('\n');
       if (newline == std::string_view::npos) {
@@ -226,23 +252,25 @@ Result<Traffic> LoadTraffic(const std::string& path, const LoadOptions& options)
     }
   }
   if (!stop.ok()) return stop;
-
-  int zlib_error = Z_OK;
-  const char* zlib_message = gzerror(file, &zlib_error);
-  if (zlib_error != Z_OK) {
-    if (zlib_error == Z_ERRNO) {
-      return Status::Unavailable(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
-    }
-    // zlib's message reads "<path>: <what>"; keep the what.
-    std::string_view what(zlib_message);
-    if (const size_t colon = what.rfind(": "); colon != std::string_view::npos) {
-      what.remove_prefix(colon + 2);
-    }
-    return Status::Unavailable(
-        fmt::format("cannot read {}: {} (a truncated or corrupt gzip file?)", path, what));
-  }
+  if (Status read = ReadStatus(file, path); !read.ok()) return read;
+  if (binary) return DecodeBinaryTraffic(partial, path);
   if (!partial.empty() && !handle_line(partial)) return stop;  // a last line without '\n'
   return traffic;
+}
+
+Result<std::string> ReadTrafficFileBytes(const std::string& path) {
+  errno = 0;
+  Result<GzFilePtr> opened = OpenTrafficFile(path);
+  if (!opened.ok()) return opened.status();
+  gzFile file = opened.value().get();
+  std::string bytes;
+  std::vector<char> chunk(kReadChunkBytes);
+  int n = 0;
+  while ((n = gzread(file, chunk.data(), static_cast<unsigned>(chunk.size()))) > 0) {
+    bytes.append(chunk.data(), static_cast<size_t>(n));
+  }
+  if (Status read = ReadStatus(file, path); !read.ok()) return read;
+  return bytes;
 }
 
 }  // namespace chatshard::cli

@@ -1,7 +1,9 @@
 // Traffic files: captured chat traffic as JSON Lines, one message per line,
 //   {"ts_us": <integer >= 0>, "chat": "<non-empty string>", "bytes": <integer >= 0>}
 // ("bytes" is optional, other fields are ignored), gzip-compressed or not
-// (told apart by content, not by name); "-" reads standard input.
+// (told apart by content, not by name); "-" reads standard input. A file in
+// the binary format of traffic_binary.h, gzip-compressed or not, is recognised
+// by its magic and read as well.
 //
 // LoadTraffic reads a whole file into memory with chat ids interned to dense
 // indexes. A bad line is reported as "<file>:<line>: <reason>" and skipped,
@@ -27,11 +29,15 @@ struct TrafficMessage {
   uint64_t bytes = 0;  // the captured message's size; 0 when the line has none
 };
 
+// How a traffic file was written.
+enum class TrafficFormat { kJsonLines, kBinary };
+
 // A loaded traffic file.
 struct Traffic {
+  TrafficFormat format = TrafficFormat::kJsonLines;
   std::vector<std::string> chats;        // chat ids in order of first appearance
   std::vector<TrafficMessage> messages;  // in file order
-  uint64_t lines = 0;                    // lines read, good and bad
+  uint64_t lines = 0;                    // lines read, good and bad (binary: messages)
   uint64_t skipped = 0;                  // bad lines skipped
 };
 
@@ -55,9 +61,14 @@ struct ParsedLine {
 std::string ParseTrafficLine(std::string_view line, ParsedLine* out);
 
 // Loads `path`. Errors: Unavailable when the file cannot be opened or read
-// (including a truncated or corrupt gzip stream); InvalidArgument naming the
-// first bad line when `options.strict`.
+// (including a truncated or corrupt gzip stream or binary file, which is
+// refused as a whole); InvalidArgument naming the first bad line when
+// `options.strict`.
 Result<Traffic> LoadTraffic(const std::string& path, const LoadOptions& options);
+
+// All of `path` ("-" = standard input), gunzipped when it is gzip. Errors as
+// LoadTraffic's Unavailable.
+Result<std::string> ReadTrafficFileBytes(const std::string& path);
 
 }  // namespace chatshard::cli
 
