@@ -37,7 +37,7 @@ Outcome HandleMessage(ReplayProbe& probe, const Traffic& traffic, uint64_t index
 
 TEST(ReplayProbeTest, InOrderRunsOfInterleavedChatsAreNoViolation) {
   const Traffic traffic = AlternatingTraffic(3, 30);
-  ReplayProbe probe(traffic, std::chrono::microseconds(0), WorkMode::kBusy);
+  ReplayProbe probe(traffic, WorkSpec::Fixed(0, WorkMode::kBusy));
   for (uint64_t i = 0; i < 30; ++i) EXPECT_EQ(HandleMessage(probe, traffic, i), Outcome::kDone);
   const ReplayProbe::Totals totals = probe.Collect();
   EXPECT_EQ(totals.runs, 30u);
@@ -49,7 +49,7 @@ TEST(ReplayProbeTest, InOrderRunsOfInterleavedChatsAreNoViolation) {
 
 TEST(ReplayProbeTest, CountsAMessageRunAfterALaterOneOfItsChat) {
   const Traffic traffic = AlternatingTraffic(2, 6);  // chat 0: 0, 2, 4; chat 1: 1, 3, 5
-  ReplayProbe probe(traffic, std::chrono::microseconds(0), WorkMode::kBusy);
+  ReplayProbe probe(traffic, WorkSpec::Fixed(0, WorkMode::kBusy));
   HandleMessage(probe, traffic, 4);
   HandleMessage(probe, traffic, 1);  // other chat: fine
   HandleMessage(probe, traffic, 2);  // after 4 of the same chat
@@ -63,7 +63,7 @@ TEST(ReplayProbeTest, CountsAMessageRunAfterALaterOneOfItsChat) {
 
 TEST(ReplayProbeTest, CountsASecondRunOfAMessageAsDuplicate) {
   const Traffic traffic = AlternatingTraffic(1, 3);
-  ReplayProbe probe(traffic, std::chrono::microseconds(0), WorkMode::kBusy);
+  ReplayProbe probe(traffic, WorkSpec::Fixed(0, WorkMode::kBusy));
   HandleMessage(probe, traffic, 0);
   HandleMessage(probe, traffic, 1);
   HandleMessage(probe, traffic, 1);
@@ -75,7 +75,7 @@ TEST(ReplayProbeTest, CountsASecondRunOfAMessageAsDuplicate) {
 
 TEST(ReplayProbeTest, FailsMessagesTheReplayDidNotSend) {
   const Traffic traffic = AlternatingTraffic(2, 2);
-  ReplayProbe probe(traffic, std::chrono::microseconds(0), WorkMode::kBusy);
+  ReplayProbe probe(traffic, WorkSpec::Fixed(0, WorkMode::kBusy));
   MessageView view;
   view.chat_id = "chat-0";
   view.payload = "short";
@@ -93,9 +93,9 @@ TEST(ReplayProbeTest, FailsMessagesTheReplayDidNotSend) {
 
 TEST(ReplayProbeTest, RecordsEndToEndLatencyIncludingTheWork) {
   const Traffic traffic = AlternatingTraffic(1, 2);
-  ReplayProbe probe(traffic, std::chrono::microseconds(2000), WorkMode::kSleep);
+  ReplayProbe probe(traffic, WorkSpec::Fixed(2000, WorkMode::kSleep));
   HandleMessage(probe, traffic, 0, Clock::now() - std::chrono::milliseconds(5));
-  ReplayProbe busy(traffic, std::chrono::microseconds(1000), WorkMode::kBusy);
+  ReplayProbe busy(traffic, WorkSpec::Fixed(1000, WorkMode::kBusy));
   HandleMessage(busy, traffic, 1);
   // Lower bounds only: a loaded machine may add any delay.
   EXPECT_GE(probe.Collect().end_to_end_ns[0], 7'000'000u);
@@ -106,7 +106,7 @@ TEST(ReplayProbeTest, ThreadsHandlingDistinctChatsRecordEveryRun) {
   constexpr uint32_t kThreads = 4;
   constexpr uint64_t kMessages = 40000;
   const Traffic traffic = AlternatingTraffic(kThreads, kMessages);
-  ReplayProbe probe(traffic, std::chrono::microseconds(0), WorkMode::kBusy);
+  ReplayProbe probe(traffic, WorkSpec::Fixed(0, WorkMode::kBusy));
   std::vector<std::thread> threads;
   for (uint32_t t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
@@ -127,7 +127,7 @@ TEST(ReplayProbeTest, ThreadsRacingOnOneChatCountOnlyRealStepsBack) {
   // is recorded exactly once whatever the interleaving.
   constexpr uint64_t kMessages = 20000;
   const Traffic traffic = AlternatingTraffic(1, kMessages);
-  ReplayProbe probe(traffic, std::chrono::microseconds(0), WorkMode::kBusy);
+  ReplayProbe probe(traffic, WorkSpec::Fixed(0, WorkMode::kBusy));
   std::thread up([&] {
     for (uint64_t i = 0; i < kMessages; i += 2) HandleMessage(probe, traffic, i);
   });

@@ -154,13 +154,14 @@ std::optional<double> ParseSpeed(std::string_view text) {
 struct ReplayFlags {
   ReplayConfig config;
   std::string speed = "max";
-  uint32_t work_us = 0;
+  std::string work_us = "0";
+  WorkMode work_mode = WorkMode::kBusy;
 };
 
 int RunReplayCommand(ReplayFlags& flags) {
   ReplayConfig& config = flags.config;
   config.speed = ParseSpeed(flags.speed).value_or(0);  // checked by the parser already
-  config.work = std::chrono::microseconds(flags.work_us);
+  config.work = WorkSpec::Parse(flags.work_us, flags.work_mode).value();  // checked by the parser
 
   if (const Status valid = config.engine.Validate(); !valid.ok()) {
     fmt::print(stderr, "chatshard replay: invalid options:\n{}\n", valid.message());
@@ -217,7 +218,7 @@ int RunReplayCommand(ReplayFlags& flags) {
 }  // namespace
 
 Result<ReplayResult> Replay(const Traffic& traffic, const ReplayConfig& config) {
-  ReplayProbe probe(traffic, config.work, config.work_mode);
+  ReplayProbe probe(traffic, config.work);
   Result<std::unique_ptr<Engine>> created = Engine::Create(
       config.engine, [&probe](const MessageView& message) { return probe.Handle(message); });
   if (!created.ok()) return created.status();
@@ -332,10 +333,22 @@ Subcommand AddReplayCommand(CLI::App& app) {
           },
           "max|FACTOR")
       ->capture_default_str();
-  command->add_option("--work-us", flags->work_us, "Microseconds of work per handler run")
-      ->check(CLI::Range(0u, 10'000'000u))
+  command
+      ->add_option("--work-us", flags->work_us,
+                   "Work per handler run in microseconds: US, uniform:LO-HI, exp:MEAN or "
+                   "lognormal:MEDIAN,SIGMA (sampled per message, the same in every run)")
+      ->check(
+          [](const std::string& text) -> std::string {
+            const Result<WorkSpec> spec = WorkSpec::Parse(text);
+            if (spec.ok()) return "";
+            // CLI11 names the flag itself: drop the "--work-us " the message starts with.
+            std::string_view message = spec.status().message();
+            if (message.starts_with("--work-us ")) message.remove_prefix(10);
+            return std::string(message);
+          },
+          "US|DIST")
       ->capture_default_str();
-  AddEnumFlag(*command, "--work-mode", config.work_mode, {WorkMode::kBusy, WorkMode::kSleep},
+  AddEnumFlag(*command, "--work-mode", flags->work_mode, {WorkMode::kBusy, WorkMode::kSleep},
               &WorkModeName,
               "busy: the handler spins (CPU-bound work); sleep: it sleeps (I/O-bound work)");
   command->add_option("--json", config.json_path, "Also write the results as JSON to this file");

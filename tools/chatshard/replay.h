@@ -15,6 +15,7 @@
 #include "command.h"
 #include "replay_probe.h"
 #include "traffic_file.h"
+#include "work_spec.h"
 
 namespace chatshard::cli {
 
@@ -24,8 +25,7 @@ struct ReplayConfig {
   // 0 replays as fast as possible; otherwise message i is submitted no
   // earlier than (ts_us[i] - ts_us[0]) / speed after the first.
   double speed = 0;
-  std::chrono::microseconds work{0};  // per handler run
-  WorkMode work_mode = WorkMode::kBusy;
+  WorkSpec work;  // simulated cost of each handler run (none by default)
   bool strict = false;    // stop at the first bad line of the file
   std::string json_path;  // also write the result as JSON here, if set
 };

@@ -17,26 +17,15 @@ std::atomic<uint64_t> next_probe_id{1};
 
 }  // namespace
 
-std::string_view WorkModeName(WorkMode mode) {
-  switch (mode) {
-    case WorkMode::kBusy:
-      return "busy";
-    case WorkMode::kSleep:
-      return "sleep";
-  }
-  return "unknown";
-}
-
 ReplayProbe::Payload ReplayProbe::EncodePayload(uint64_t index) {
   Payload payload;
   std::memcpy(payload.data(), &index, sizeof index);
   return payload;
 }
 
-ReplayProbe::ReplayProbe(const Traffic& traffic, std::chrono::microseconds work, WorkMode work_mode)
+ReplayProbe::ReplayProbe(const Traffic& traffic, WorkSpec work)
     : traffic_(traffic),
       work_(work),
-      work_mode_(work_mode),
       id_(next_probe_id.fetch_add(1, std::memory_order_relaxed)),
       chats_(std::make_unique<ChatProgress[]>(traffic.chats.size())) {}
 
@@ -77,27 +66,12 @@ Outcome ReplayProbe::Handle(const MessageView& message) {
   if (seen > mine) order_violations_.fetch_add(1, std::memory_order_relaxed);
   // seen == mine is a second run of this message: Collect counts it.
 
-  DoWork();
+  work_.Perform(index);
 
   const auto end_to_end = Clock::now() - message.enqueued;
   const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(end_to_end).count();
   RecordsOfThisThread().records.push_back(Record{index, ns > 0 ? static_cast<uint64_t>(ns) : 0});
   return Outcome::kDone;
-}
-
-void ReplayProbe::DoWork() const {
-  if (work_.count() <= 0) return;
-  switch (work_mode_) {
-    case WorkMode::kBusy: {
-      const Clock::time_point until = Clock::now() + work_;
-      while (Clock::now() < until) {
-      }
-      break;
-    }
-    case WorkMode::kSleep:
-      std::this_thread::sleep_for(work_);
-      break;
-  }
 }
 
 ReplayProbe::ThreadRecords& ReplayProbe::RecordsOfThisThread() {

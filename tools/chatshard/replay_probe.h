@@ -28,6 +28,7 @@
 
 #include "chatshard/message.h"
 #include "traffic_file.h"
+#include "work_spec.h"
 
 namespace chatshard::cli {
 
@@ -35,12 +36,6 @@ namespace chatshard::cli {
 // sharing). 64 bytes on every x86-64 and most ARM64 parts; not
 // std::hardware_destructive_interference_size, which GCC warns may change.
 inline constexpr size_t kCacheLine = 64;
-
-enum class WorkMode {
-  kBusy,   // the handler spins for the work time: CPU-bound work
-  kSleep,  // the handler sleeps for the work time: I/O-bound work
-};
-std::string_view WorkModeName(WorkMode mode);  // "busy", "sleep"
 
 class ReplayProbe {
  public:
@@ -52,7 +47,8 @@ class ReplayProbe {
   // Marks a message that never ran in Totals::end_to_end_ns.
   static constexpr uint64_t kNotRun = std::numeric_limits<uint64_t>::max();
 
-  ReplayProbe(const Traffic& traffic, std::chrono::microseconds work, WorkMode work_mode);
+  // Each run performs work.Sample(index of the message in the file).
+  ReplayProbe(const Traffic& traffic, WorkSpec work);
   ReplayProbe(const ReplayProbe&) = delete;
   ReplayProbe& operator=(const ReplayProbe&) = delete;
 
@@ -86,12 +82,10 @@ class ReplayProbe {
   };
 
   ThreadRecords& RecordsOfThisThread();
-  void DoWork() const;
 
   // Const after construction.
   const Traffic& traffic_;
-  const std::chrono::microseconds work_;
-  const WorkMode work_mode_;
+  const WorkSpec work_;
   const uint64_t id_;  // tells this probe's thread-local cache entries apart
   const std::unique_ptr<ChatProgress[]> chats_;  // one per chat of traffic_
 

@@ -157,7 +157,7 @@ std::string FormatReplayReport(const ReplayResult& result, const ReplayConfig& c
       o.chat_quota == 0 ? std::string("none") : std::to_string(o.chat_quota));
   out += fmt::format("  replay: speed {}, work {} µs per message ({})\n",
                      config.speed > 0 ? fmt::format("x{:g}", config.speed) : "max",
-                     config.work.count(), WorkModeName(config.work_mode));
+                     config.work.ToString(), WorkModeName(config.work.mode()));
 
   out += "\nTotals\n";
   const auto line = [&out](std::string_view label, auto value, std::string_view note = "") {
