@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -71,6 +72,24 @@ inline std::filesystem::path ScratchDir() {
                                test->name() + "_" + std::to_string(getpid()));
   if (std::filesystem::create_directories(dir)) ScratchDirs().push_back(dir);
   return dir;
+}
+
+// The number after `label` on its line of the text report ("  <label>   <n>").
+// (No std::regex: GCC 12 warns inside <regex> under -fsanitize=address.)
+inline uint64_t ReportNumber(const std::string& report, const std::string& label) {
+  const std::string key = "\n  " + label + " ";
+  const size_t at = report.find(key);
+  if (at == std::string::npos) {
+    ADD_FAILURE() << "no '" << label << "' in the report:\n" << report;
+    return 0;
+  }
+  const size_t digits = report.find_first_not_of(' ', at + key.size());
+  const size_t end = report.find_first_not_of("0123456789", digits);
+  if (digits == std::string::npos || end == digits) {
+    ADD_FAILURE() << "no number after '" << label << "' in the report:\n" << report;
+    return 0;
+  }
+  return std::stoull(report.substr(digits, end - digits));
 }
 
 // Runs CHATSHARD_CLI with `args`, `stdin_text` as its standard input, and

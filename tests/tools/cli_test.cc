@@ -34,24 +34,6 @@ uint64_t CountGzipLines(const char* path) {
   return lines;
 }
 
-// The number after `label` on its line of the text report ("  <label>   <n>").
-// (No std::regex: GCC 12 warns inside <regex> under -fsanitize=address.)
-uint64_t ReportNumber(const std::string& report, const std::string& label) {
-  const std::string key = "\n  " + label + " ";
-  const size_t at = report.find(key);
-  if (at == std::string::npos) {
-    ADD_FAILURE() << "no '" << label << "' in the report:\n" << report;
-    return 0;
-  }
-  const size_t digits = report.find_first_not_of(' ', at + key.size());
-  const size_t end = report.find_first_not_of("0123456789", digits);
-  if (digits == std::string::npos || end == digits) {
-    ADD_FAILURE() << "no number after '" << label << "' in the report:\n" << report;
-    return 0;
-  }
-  return std::stoull(report.substr(digits, end - digits));
-}
-
 json ReadJson(const fs::path& path) {
   const std::string text = ReadFile(path);
   json parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -95,7 +77,8 @@ TEST(CliReplayTest, JsonHasTheDocumentedKeys) {
   EXPECT_EQ(Keys(result),
             (std::vector<std::string>{"messages", "completed", "failed", "rejected",
                                       "order_violations", "duration_s", "throughput_per_s",
-                                      "latency_us", "fairness", "isolation", "shards"}));
+                                      "latency_us", "fairness", "isolation", "shards",
+                                      "timeline"}));
   for (const char* key : {"p50", "p90", "p99", "p999", "max"}) {
     EXPECT_TRUE(result["latency_us"].contains(key)) << key;
     EXPECT_TRUE(result["latency_us"][key].is_number()) << key;

@@ -11,6 +11,7 @@
 #include "convert.h"
 #include "exit_code.h"
 #include "gen.h"
+#include "produce.h"
 #include "replay.h"
 #include "route.h"
 
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
       AddConvertCommand(app),
       AddGenCommand(app),
       AddAnalyzeCommand(app),
+      AddProduceCommand(app),
   };
 
   try {

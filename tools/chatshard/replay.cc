@@ -21,7 +21,11 @@
 #include "enum_flag.h"
 #include "exit_code.h"
 #include "histogram.h"
+#include "html_report.h"
 #include "load_messages.h"
+#include "pacer.h"
+#include "progress.h"
+#include "replay_redis.h"
 #include "report.h"
 
 namespace chatshard::cli {
@@ -53,19 +57,12 @@ GroupLatency Summarize(const internal::HistogramData& histogram) {
 
 // Submits every message of `traffic` in file order through one Producer.
 void SubmitAll(const Traffic& traffic, const ReplayConfig& config, Producer& producer,
-               ReplayResult& result) {
+               ProgressMeter& progress, ReplayResult& result) {
   if (traffic.messages.empty()) return;
-  const Clock::time_point start = Clock::now();
-  const int64_t first_ts_us = traffic.messages.front().ts_us;
+  const Pacer pacer(config.speed, traffic.messages.front().ts_us);
   for (uint64_t index = 0; index < traffic.messages.size(); ++index) {
     const TrafficMessage& message = traffic.messages[index];
-    if (config.speed > 0 && message.ts_us > first_ts_us) {
-      // A timestamp earlier than the first (an unsorted file) is due at once.
-      const duration<double, std::micro> offset(static_cast<double>(message.ts_us - first_ts_us) /
-                                                config.speed);
-      const Clock::time_point due = start + duration_cast<Clock::duration>(offset);
-      if (Clock::now() < due) std::this_thread::sleep_until(due);
-    }
+    pacer.WaitUntilDue(message.ts_us);
 
     const ReplayProbe::Payload payload = ReplayProbe::EncodePayload(index);
     const std::string_view chat_id = traffic.chats[message.chat];
@@ -92,6 +89,7 @@ void SubmitAll(const Traffic& traffic, const ReplayConfig& config, Producer& pro
         std::this_thread::sleep_for(kBackpressureSleep);
       }
     }
+    progress.SetSubmitted(index + 1);
   }
 }
 
@@ -133,21 +131,18 @@ void SummarizeLatency(const Traffic& traffic, const std::vector<uint32_t>& chat_
     }
   }
   result.end_to_end = all.SummaryMicros();
+  result.end_to_end_histogram.clear();
+  for (int bucket = 0; bucket < internal::kHistogramBuckets; ++bucket) {
+    if (all.counts[bucket] == 0) continue;
+    const uint64_t lower = bucket == 0 ? 0 : internal::HistogramBucketUpperBound(bucket - 1);
+    const uint64_t upper = std::min(internal::HistogramBucketUpperBound(bucket), all.max);
+    result.end_to_end_histogram.push_back(LatencyBucket{static_cast<double>(lower) / 1e3,
+                                                        static_cast<double>(upper) / 1e3,
+                                                        all.counts[bucket]});
+  }
   isolation.hot_chat_latency = Summarize(hot);
   isolation.hot_shard_others = Summarize(hot_shard_others);
   isolation.other_shards = Summarize(other_shards);
-}
-
-// "max" -> 0, "<factor>" -> factor > 0; otherwise nullopt.
-std::optional<double> ParseSpeed(std::string_view text) {
-  if (text == "max") return 0.0;
-  double factor = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), factor);
-  if (error != std::errc() || end != text.data() + text.size() || !std::isfinite(factor) ||
-      factor <= 0) {
-    return std::nullopt;
-  }
-  return factor;
 }
 
 // The flags of `chatshard replay` as parsed.
@@ -156,6 +151,7 @@ struct ReplayFlags {
   std::string speed = "max";
   std::string work_us = "0";
   WorkMode work_mode = WorkMode::kBusy;
+  RedisReplayFlags redis;
 };
 
 int RunReplayCommand(ReplayFlags& flags) {
@@ -187,6 +183,7 @@ int RunReplayCommand(ReplayFlags& flags) {
                traffic.messages.size(), recorded_s, config.speed, recorded_s / config.speed);
   }
 
+  if (!flags.redis.url.empty()) return RunRedisReplay(traffic, config, flags.redis, load_s);
   Result<ReplayResult> replayed = Replay(traffic, config);
   if (!replayed.ok()) {
     fmt::print(stderr, "chatshard replay: cannot start the engine: {}\n",
@@ -204,6 +201,15 @@ int RunReplayCommand(ReplayFlags& flags) {
     out.close();
     if (!out) {
       fmt::print(stderr, "chatshard replay: cannot write {}\n", config.json_path);
+      return kExitFileError;
+    }
+  }
+  if (!config.html_path.empty()) {
+    std::ofstream out(config.html_path, std::ios::trunc);
+    out << HtmlReport(result, config);
+    out.close();
+    if (!out) {
+      fmt::print(stderr, "chatshard replay: cannot write {}\n", config.html_path);
       return kExitFileError;
     }
   }
@@ -234,13 +240,22 @@ Result<ReplayResult> Replay(const Traffic& traffic, const ReplayConfig& config) 
   result.chats = traffic.chats.size();
   result.bad_lines = traffic.skipped;
 
+  ProgressMeter progress(
+      traffic.messages.size(),
+      [&engine] {
+        const StatsSnapshot stats = engine->Stats();
+        return stats.total.completed + stats.total.failed;
+      },
+      ProgressOptions::ForStderr(config.progress));
   const Clock::time_point start = Clock::now();
   {
     std::unique_ptr<Producer> producer = engine->CreateProducer();
-    SubmitAll(traffic, config, *producer, result);
+    SubmitAll(traffic, config, *producer, progress, result);
   }  // a Producer must be destroyed before its Engine
   const ShutdownReport shutdown = engine->Shutdown(ShutdownMode::kDrain, kDrainDeadline);
-  result.duration_s = duration<double>(Clock::now() - start).count();
+  const Clock::time_point end = Clock::now();
+  progress.Stop();  // before the engine it samples goes
+  result.duration_s = duration<double>(end - start).count();
   result.unprocessed = shutdown.unprocessed.size();
   result.shutdown_deadline_reached = shutdown.deadline_reached;
   result.stats = engine->Stats();
@@ -256,6 +271,7 @@ Result<ReplayResult> Replay(const Traffic& traffic, const ReplayConfig& config) 
   result.throughput_per_s =
       result.duration_s > 0 ? static_cast<double>(result.completed) / result.duration_s : 0;
   SummarizeLatency(traffic, chat_shard, totals, result);
+  result.timeline = MakeTimeline(totals, start, end - start);
   return result;
 }
 
@@ -282,6 +298,11 @@ std::string ReplayProblems(const ReplayResult& result, const ReplayConfig& confi
   return problems;
 }
 
+void SummarizeReplayLatency(const Traffic& traffic, const std::vector<uint32_t>& chat_shard,
+                            const ReplayProbe::Totals& totals, ReplayResult& result) {
+  SummarizeLatency(traffic, chat_shard, totals, result);
+}
+
 Subcommand AddReplayCommand(CLI::App& app) {
   auto flags = std::make_shared<ReplayFlags>();
   ReplayConfig& config = flags->config;
@@ -292,8 +313,8 @@ Subcommand AddReplayCommand(CLI::App& app) {
       "per-chat order, latency, per-shard load, fairness and hot-chat isolation.");
   command->footer(
       "Exit codes: 0 success; 1 the file cannot be read (or has a bad line, with --strict) or "
-      "--json cannot be written; 2 bad usage or invalid options; 3 messages were lost or, with "
-      "--ordering per_chat, ran out of order.");
+      "--json or --html cannot be written; 2 bad usage or invalid options; 3 messages were "
+      "lost or, with --ordering per_chat, ran out of order.");
 
   command->add_option("FILE", config.path, "Traffic file; - reads standard input")->required();
   command->add_option("--partitions", engine.partitions, "Number of shards")->capture_default_str();
@@ -354,6 +375,13 @@ Subcommand AddReplayCommand(CLI::App& app) {
   command->add_option("--json", config.json_path, "Also write the results as JSON to this file");
   command->add_flag("--strict", config.strict,
                     "Stop at the first bad line of FILE (exit 1) instead of skipping it");
+  command->add_option("--html", config.html_path,
+                      "Also write the report as one self-contained HTML page with charts "
+                      "(opens offline) to this file");
+  command->add_flag("--no-progress{false}", config.progress,
+                    "Show no progress on stderr (by default: a redrawn line on a terminal, "
+                    "otherwise a plain line every 2 s; nothing for runs under 1 s)");
+  AddRedisReplayFlags(*command, flags->redis);
 
   return Subcommand{command, [flags] { return RunReplayCommand(*flags); }};
 }

@@ -14,6 +14,7 @@
 #include "chatshard/engine.h"
 #include "command.h"
 #include "replay_probe.h"
+#include "timeline.h"
 #include "traffic_file.h"
 #include "work_spec.h"
 
@@ -28,12 +29,22 @@ struct ReplayConfig {
   WorkSpec work;  // simulated cost of each handler run (none by default)
   bool strict = false;    // stop at the first bad line of the file
   std::string json_path;  // also write the result as JSON here, if set
+  std::string html_path;  // also write the report as an HTML page here, if set
+  bool progress = true;   // show progress on stderr while replaying (progress.h)
 };
 
 // End-to-end latency (accepted -> handler finished) of a group of messages.
 struct GroupLatency {
   uint64_t messages = 0;  // of the group, handled
   LatencySummary end_to_end;
+};
+
+// One non-empty bucket of a latency histogram: `count` values in
+// (lower_us, upper_us].
+struct LatencyBucket {
+  double lower_us = 0;
+  double upper_us = 0;
+  uint64_t count = 0;
 };
 
 // How the hottest chat's neighbours fared.
@@ -70,6 +81,9 @@ struct ReplayResult {
   double duration_s = 0;        // first Submit -> Shutdown returned
   double throughput_per_s = 0;  // completed / duration_s
   LatencySummary end_to_end;    // over all handled messages
+  // The histogram behind end_to_end, fastest bucket first.
+  std::vector<LatencyBucket> end_to_end_histogram;
+  Timeline timeline;            // accepted and completed over time
   StatsSnapshot stats;          // the engine's, taken after Shutdown
   Isolation isolation;
 };
@@ -81,6 +95,12 @@ Result<ReplayResult> Replay(const Traffic& traffic, const ReplayConfig& config);
 // Whether the result breaks a replay's promises (see kExitRunFailed); the
 // reasons, one per line, or empty.
 std::string ReplayProblems(const ReplayResult& result, const ReplayConfig& config);
+
+// Fills result.end_to_end and result.isolation from a probe's totals and the
+// hottest chat of result.stats; chat_shard[c] is chat c's shard. For replays
+// that run the probe elsewhere (replay_redis.cc).
+void SummarizeReplayLatency(const Traffic& traffic, const std::vector<uint32_t>& chat_shard,
+                            const ReplayProbe::Totals& totals, ReplayResult& result);
 
 // Registers `replay` on `app`.
 Subcommand AddReplayCommand(CLI::App& app);

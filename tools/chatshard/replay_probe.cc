@@ -68,9 +68,11 @@ Outcome ReplayProbe::Handle(const MessageView& message) {
 
   work_.Perform(index);
 
-  const auto end_to_end = Clock::now() - message.enqueued;
-  const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(end_to_end).count();
-  RecordsOfThisThread().records.push_back(Record{index, ns > 0 ? static_cast<uint64_t>(ns) : 0});
+  const Clock::time_point finished = Clock::now();
+  const int64_t ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(finished - message.enqueued).count();
+  RecordsOfThisThread().records.push_back(
+      Record{index, ns > 0 ? static_cast<uint64_t>(ns) : 0, finished});
   return Outcome::kDone;
 }
 
@@ -93,6 +95,7 @@ ReplayProbe::ThreadRecords& ReplayProbe::RecordsOfThisThread() {
 ReplayProbe::Totals ReplayProbe::Collect() const {
   Totals totals;
   totals.end_to_end_ns.assign(traffic_.messages.size(), kNotRun);
+  totals.finished.assign(traffic_.messages.size(), Clock::time_point{});
   {
     std::lock_guard<std::mutex> lock(slots_mu_);
     for (const std::unique_ptr<ThreadRecords>& slot : slots_) {
@@ -103,6 +106,7 @@ ReplayProbe::Totals ReplayProbe::Collect() const {
           ++totals.duplicates;
         } else {
           latency = record.end_to_end_ns;
+          totals.finished[record.index] = record.finished;
         }
       }
     }

@@ -63,6 +63,9 @@ class ReplayProbe {
     uint64_t corrupt = 0;           // runs answered kFail, see Handle
     // Per message of the file: the end-to-end latency of its first run, or kNotRun.
     std::vector<uint64_t> end_to_end_ns;
+    // Per message of the file: when its first run finished (meaningless when
+    // end_to_end_ns is kNotRun). finished - end_to_end_ns is when Submit accepted it.
+    std::vector<Clock::time_point> finished;
   };
   // Merges the per-thread records. See "Thread safety" above.
   Totals Collect() const;
@@ -71,6 +74,7 @@ class ReplayProbe {
   struct Record {
     uint64_t index;
     uint64_t end_to_end_ns;
+    Clock::time_point finished;  // the clock read that end_to_end_ns came from
   };
   // Appended to by one thread only; read by Collect.
   struct alignas(kCacheLine) ThreadRecords {

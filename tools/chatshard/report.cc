@@ -192,20 +192,8 @@ std::string FormatReplayReport(const ReplayResult& result, const ReplayConfig& c
 
 std::string ReplayJson(const ReplayResult& result) {
   const LatencySummary& e2e = result.end_to_end;
-  const Fairness& f = result.stats.fairness;
   const Isolation& iso = result.isolation;
 
-  Json shards = Json::array();
-  for (const ShardStats& shard : result.stats.shards) {
-    shards.push_back(Json{{"shard", shard.shard},
-                          {"submitted", shard.submitted},
-                          {"completed", shard.completed},
-                          {"failed", shard.failed},
-                          {"rejected", shard.rejected},
-                          {"waiting", shard.waiting},
-                          {"active", shard.active},
-                          {"queue_wait_us", QueueWaitJson(shard.queue_wait)}});
-  }
   Json isolation = Json{{"hot_chat", nullptr},
                         {"hot_shard", nullptr},
                         {"hot_chat_p99_us", nullptr},
@@ -237,18 +225,40 @@ std::string ReplayJson(const ReplayResult& result) {
         {"p99", e2e.p99_us},
         {"p999", e2e.p999_us},
         {"max", e2e.max_us}}},
-      {"fairness",
-       {{"jain", f.jain},
-        {"cv", f.cv},
-        {"max_over_mean", f.max_over_mean},
-        {"chi2", f.chi2},
-        {"chi2_p", f.chi2_p},
-        {"backlogged_chat_jain", f.backlogged_chat_jain},
-        {"worst_cold_wait_us", f.worst_cold_wait_us}}},
+      {"fairness", FairnessJson(result.stats.fairness)},
       {"isolation", std::move(isolation)},
-      {"shards", std::move(shards)},
+      {"shards", ShardsJson(result.stats.shards)},
+      {"timeline",
+       {{"bucket_s", result.timeline.bucket_s},
+        {"accepted", result.timeline.accepted},
+        {"completed", result.timeline.completed}}},
   };
   return json.dump(2);
+}
+
+Json ShardsJson(const std::vector<ShardStats>& shards) {
+  Json out = Json::array();
+  for (const ShardStats& shard : shards) {
+    out.push_back(Json{{"shard", shard.shard},
+                       {"submitted", shard.submitted},
+                       {"completed", shard.completed},
+                       {"failed", shard.failed},
+                       {"rejected", shard.rejected},
+                       {"waiting", shard.waiting},
+                       {"active", shard.active},
+                       {"queue_wait_us", QueueWaitJson(shard.queue_wait)}});
+  }
+  return out;
+}
+
+Json FairnessJson(const Fairness& f) {
+  return Json{{"jain", f.jain},
+              {"cv", f.cv},
+              {"max_over_mean", f.max_over_mean},
+              {"chi2", f.chi2},
+              {"chi2_p", f.chi2_p},
+              {"backlogged_chat_jain", f.backlogged_chat_jain},
+              {"worst_cold_wait_us", f.worst_cold_wait_us}};
 }
 
 }  // namespace chatshard::cli

@@ -3,8 +3,11 @@
 #ifndef CHATSHARD_TOOLS_CHATSHARD_REPORT_H_
 #define CHATSHARD_TOOLS_CHATSHARD_REPORT_H_
 
+#include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <vector>
 
+#include "chatshard/stats.h"
 #include "replay.h"
 
 namespace chatshard::cli {
@@ -21,8 +24,15 @@ std::string FormatReplayReport(const ReplayResult& result, const ReplayConfig& c
 // other_shards_p99_us, end to end; all null when the engine saw no hot chat,
 // a p99 null when its group has no messages) and shards
 // (shard, submitted, completed, failed, rejected, waiting, active,
-// queue_wait_us {count, mean, p50, p90, p99, p999, max}), in that order.
+// queue_wait_us {count, mean, p50, p90, p99, p999, max}) and timeline
+// (bucket_s, accepted [per bucket], completed [per bucket]: messages per time
+// bucket since the first Submit, see timeline.h), in that order.
 std::string ReplayJson(const ReplayResult& result);
+
+// The "shards" array and the "fairness" object of ReplayJson, built from any
+// StatsSnapshot; `chatshard serve` answers /sharding with the same builders.
+nlohmann::ordered_json ShardsJson(const std::vector<ShardStats>& shards);
+nlohmann::ordered_json FairnessJson(const Fairness& fairness);
 
 }  // namespace chatshard::cli
 
