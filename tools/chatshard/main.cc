@@ -14,6 +14,7 @@
 #include "produce.h"
 #include "replay.h"
 #include "route.h"
+#include "serve.h"
 
 #ifndef CHATSHARD_VERSION
 #error "CHATSHARD_VERSION must be defined by the build"
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
       AddGenCommand(app),
       AddAnalyzeCommand(app),
       AddProduceCommand(app),
+      AddServeCommand(app),
   };
 
   try {

@@ -23,6 +23,7 @@
 #include "load_messages.h"
 #include "pacer.h"
 #include "redis_url.h"
+#include "shared_flags.h"
 
 namespace chatshard::cli {
 namespace {
@@ -328,25 +329,9 @@ Subcommand AddProduceCommand(CLI::App& app) {
       "--strict); 2 bad usage or invalid options; 3 Redis cannot be reached, refused the "
       "layout, or did not confirm every message.");
   command->add_option("FILE", flags->path, "Traffic file; - reads standard input")->required();
-  command
-      ->add_option("--redis", flags->url,
-                   "redis://[user:password@]host[:port][/db] or unix:///path[?db=N]")
-      ->required()
-      ->check(
-          [](const std::string& text) -> std::string {
-            const Result<RedisUrl> url = ParseRedisUrl(text);
-            return url.ok() ? "" : std::string(url.status().message());
-          },
-          "URL");
-  command
-      ->add_option("--speed", flags->speed,
-                   "max: as fast as possible; a factor F: the recorded pace sped up F times")
-      ->check(
-          [](const std::string& text) -> std::string {
-            return ParseSpeed(text) ? "" : "expected 'max' or a factor > 0, got '" + text + "'";
-          },
-          "max|FACTOR")
-      ->capture_default_str();
+  AddRedisUrlFlag(*command, flags->url, "")->required();
+  AddSpeedFlag(*command, flags->speed,
+               "max: as fast as possible; a factor F: the recorded pace sped up F times");
   command
       ->add_option("--partitions", connection.partitions,
                    "Number of shard streams; must match the consumers' engine")

@@ -18,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-#include "enum_flag.h"
+#include "shared_flags.h"
 #include "exit_code.h"
 #include "histogram.h"
 #include "html_report.h"
@@ -149,15 +149,14 @@ void SummarizeLatency(const Traffic& traffic, const std::vector<uint32_t>& chat_
 struct ReplayFlags {
   ReplayConfig config;
   std::string speed = "max";
-  std::string work_us = "0";
-  WorkMode work_mode = WorkMode::kBusy;
+  WorkFlags work;
   RedisReplayFlags redis;
 };
 
 int RunReplayCommand(ReplayFlags& flags) {
   ReplayConfig& config = flags.config;
   config.speed = ParseSpeed(flags.speed).value_or(0);  // checked by the parser already
-  config.work = WorkSpec::Parse(flags.work_us, flags.work_mode).value();  // checked by the parser
+  config.work = flags.work.Spec();
 
   if (const Status valid = config.engine.Validate(); !valid.ok()) {
     fmt::print(stderr, "chatshard replay: invalid options:\n{}\n", valid.message());
@@ -317,61 +316,11 @@ Subcommand AddReplayCommand(CLI::App& app) {
       "lost or, with --ordering per_chat, ran out of order.");
 
   command->add_option("FILE", config.path, "Traffic file; - reads standard input")->required();
-  command->add_option("--partitions", engine.partitions, "Number of shards")->capture_default_str();
-  command
-      ->add_option("--concurrency", engine.concurrency,
-                   "Messages of one shard that may run at the same time")
-      ->capture_default_str();
-  AddEnumFlag(*command, "--ordering", engine.ordering, {Ordering::kPerChat, Ordering::kNone},
-              &OrderingName,
-              "per_chat: one chat's messages run one at a time, in order; none: any order");
-  AddEnumFlag(*command, "--routing", engine.routing, {Routing::kModulo, Routing::kJump},
-              &RoutingName, "modulo: fnv1a32 % partitions; jump: jump consistent hash");
-  command
-      ->add_option("--quantum", engine.quantum,
-                   "Messages a chat runs per turn before the next chat of its shard")
-      ->capture_default_str();
-  command
-      ->add_option("--threads", engine.threads,
-                   "Threads of the engine's task arena; 0 = as many as CPUs")
-      ->capture_default_str();
-  command
-      ->add_option("--shard-capacity", engine.shard_capacity,
-                   "Unfinished messages a shard holds before Submit answers kShardFull")
-      ->capture_default_str();
-  command
-      ->add_option("--chat-quota", engine.chat_quota,
-                   "Unfinished messages a chat holds before Submit answers kChatOverQuota; "
-                   "0 = no quota")
-      ->capture_default_str();
-  command
-      ->add_option("--speed", flags->speed,
-                   "max: as fast as possible; a factor F: the recorded pace sped up F times "
-                   "(message i is due (ts_us[i] - ts_us[0]) / F microseconds after the first)")
-      ->check(
-          [](const std::string& text) -> std::string {
-            return ParseSpeed(text) ? "" : "expected 'max' or a factor > 0, got '" + text + "'";
-          },
-          "max|FACTOR")
-      ->capture_default_str();
-  command
-      ->add_option("--work-us", flags->work_us,
-                   "Work per handler run in microseconds: US, uniform:LO-HI, exp:MEAN or "
-                   "lognormal:MEDIAN,SIGMA (sampled per message, the same in every run)")
-      ->check(
-          [](const std::string& text) -> std::string {
-            const Result<WorkSpec> spec = WorkSpec::Parse(text);
-            if (spec.ok()) return "";
-            // CLI11 names the flag itself: drop the "--work-us " the message starts with.
-            std::string_view message = spec.status().message();
-            if (message.starts_with("--work-us ")) message.remove_prefix(10);
-            return std::string(message);
-          },
-          "US|DIST")
-      ->capture_default_str();
-  AddEnumFlag(*command, "--work-mode", flags->work_mode, {WorkMode::kBusy, WorkMode::kSleep},
-              &WorkModeName,
-              "busy: the handler spins (CPU-bound work); sleep: it sleeps (I/O-bound work)");
+  AddEngineFlags(*command, engine);
+  AddSpeedFlag(*command, flags->speed,
+               "max: as fast as possible; a factor F: the recorded pace sped up F times "
+                   "(message i is due (ts_us[i] - ts_us[0]) / F microseconds after the first)");
+  AddWorkFlags(*command, flags->work);
   command->add_option("--json", config.json_path, "Also write the results as JSON to this file");
   command->add_flag("--strict", config.strict,
                     "Stop at the first bad line of FILE (exit 1) instead of skipping it");

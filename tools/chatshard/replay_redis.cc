@@ -32,6 +32,7 @@
 #include "progress.h"
 #include "redis_url.h"
 #include "report.h"
+#include "shared_flags.h"
 #include "timeline.h"
 
 namespace chatshard::cli {
@@ -195,16 +196,8 @@ std::string FormatCounters(const RedisReplayCounters& c, const std::string& wher
 }  // namespace
 
 void AddRedisReplayFlags(CLI::App& command, RedisReplayFlags& flags) {
-  command
-      .add_option("--redis", flags.url,
-                  "Replay through Redis at this URL instead of in-process: "
-                  "redis://[user:password@]host[:port][/db] or unix:///path[?db=N]")
-      ->check(
-          [](const std::string& text) -> std::string {
-            const Result<RedisUrl> url = ParseRedisUrl(text);
-            return url.ok() ? "" : std::string(url.status().message());
-          },
-          "URL");
+  AddRedisUrlFlag(command, flags.url,
+                  "Replay through Redis at this URL instead of in-process: ");
   command
       .add_option("--prefix", flags.prefix,
                   "With --redis: key prefix of the shard streams; they must be empty at the "
