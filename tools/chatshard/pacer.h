@@ -43,14 +43,22 @@ class Pacer {
   // Sleeps until a message stamped `ts_us` is due.
   void WaitUntilDue(int64_t ts_us) const {
     if (speed_ <= 0 || ts_us <= first_ts_us_) return;
-    const std::chrono::duration<double, std::micro> offset(
-        static_cast<double>(ts_us - first_ts_us_) / speed_);
-    const Clock::time_point due =
-        start_ + std::chrono::duration_cast<Clock::duration>(offset);
+    const Clock::time_point due = Due(ts_us);
     if (Clock::now() < due) std::this_thread::sleep_until(due);
   }
 
+  // Whether a message stamped `ts_us` is due now; reads no clock at speed 0.
+  bool IsDue(int64_t ts_us) const {
+    return speed_ <= 0 || ts_us <= first_ts_us_ || Clock::now() >= Due(ts_us);
+  }
+
  private:
+  Clock::time_point Due(int64_t ts_us) const {
+    const std::chrono::duration<double, std::micro> offset(
+        static_cast<double>(ts_us - first_ts_us_) / speed_);
+    return start_ + std::chrono::duration_cast<Clock::duration>(offset);
+  }
+
   const double speed_;
   const int64_t first_ts_us_;
   const Clock::time_point start_;

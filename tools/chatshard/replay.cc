@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -12,6 +13,7 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -42,6 +44,9 @@ constexpr auto kBackpressureSleep = std::chrono::microseconds(50);
 constexpr auto kBackpressureGiveUp = std::chrono::seconds(30);
 // How long Shutdown(kDrain) may take to finish the queued work.
 constexpr auto kDrainDeadline = std::chrono::seconds(30);
+// Messages that are due together go to the engine in one SubmitBatch, as a
+// server that reads a socket buffer would submit them.
+constexpr size_t kSubmitBatch = 64;
 
 bool IsBackpressure(SubmitResult result) {
   // kTooManyChats too: like the other two it clears as queued work finishes
@@ -55,41 +60,111 @@ GroupLatency Summarize(const internal::HistogramData& histogram) {
   return GroupLatency{.messages = histogram.count, .end_to_end = histogram.SummaryMicros()};
 }
 
-// Submits every message of `traffic` in file order through one Producer.
+// Submits message `index` through `producer`, applying backpressure; counts
+// the outcome in `result`.
+void SubmitOne(const Traffic& traffic, uint64_t index, Producer& producer,
+               ReplayResult& result) {
+  const ReplayProbe::Payload payload = ReplayProbe::EncodePayload(index);
+  const std::string_view chat_id = traffic.chats[traffic.messages[index].chat];
+  const std::string_view payload_view(payload.data(), payload.size());
+  Clock::time_point first_refusal{};
+  for (int pauses = 0;; ++pauses) {
+    const SubmitResult answer = producer.Submit(chat_id, payload_view);
+    if (answer == SubmitResult::kAccepted) {
+      ++result.accepted;
+      return;
+    }
+    const bool retry = IsBackpressure(answer) &&
+                       (pauses == 0 || Clock::now() - first_refusal < kBackpressureGiveUp);
+    if (!retry) {
+      ++result.rejected;
+      ++result.rejected_by_reason[static_cast<size_t>(answer)];
+      return;
+    }
+    if (pauses == 0) first_refusal = Clock::now();
+    ++result.backpressure_waits;
+    if (pauses < kBackpressureYields) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(kBackpressureSleep);
+    }
+  }
+}
+
+// Submits the messages [first, first + count) with SubmitBatch, resubmitting
+// what a full shard refused until it is taken. A shard accepts a prefix of
+// its part of a batch (Shard::AdmitBatch reserves capacity once), and a chat
+// lives on one shard, so the refused items of each chat are the tail of its
+// items and resubmitting them in order keeps every chat's order. (With a chat
+// quota the engine admits item by item and a later item of a chat could pass
+// where an earlier one was refused, so SubmitAll does not batch then.)
+void SubmitRun(const Traffic& traffic, uint64_t first, size_t count, Producer& producer,
+               ReplayResult& result) {
+  std::array<ReplayProbe::Payload, kSubmitBatch> payloads;
+  std::array<SubmitItem, kSubmitBatch> items;
+  std::array<uint64_t, kSubmitBatch> indexes;
+  std::array<SubmitResult, kSubmitBatch> answers;
+  for (size_t i = 0; i < count; ++i) {
+    payloads[i] = ReplayProbe::EncodePayload(first + i);
+    items[i] = SubmitItem{traffic.chats[traffic.messages[first + i].chat],
+                          std::string_view(payloads[i].data(), payloads[i].size())};
+    indexes[i] = first + i;
+  }
+  Clock::time_point first_refusal{};
+  for (int pauses = 0; count > 0; ++pauses) {
+    const size_t accepted = producer.SubmitBatch(std::span<const SubmitItem>(items.data(), count),
+                                                 std::span<SubmitResult>(answers.data(), count));
+    result.accepted += accepted;
+    if (accepted == count) return;
+    if (pauses == 0) first_refusal = Clock::now();
+    const bool give_up = pauses > 0 && Clock::now() - first_refusal >= kBackpressureGiveUp;
+    size_t kept = 0;
+    for (size_t i = 0; i < count; ++i) {
+      if (answers[i] == SubmitResult::kAccepted) continue;
+      if (IsBackpressure(answers[i]) && !give_up) {
+        items[kept] = items[i];  // the payload views still point into `payloads`
+        indexes[kept] = indexes[i];
+        ++kept;
+      } else {
+        ++result.rejected;
+        ++result.rejected_by_reason[static_cast<size_t>(answers[i])];
+      }
+    }
+    count = kept;
+    if (count == 0) return;
+    ++result.backpressure_waits;
+    if (pauses < kBackpressureYields) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(kBackpressureSleep);
+    }
+  }
+}
+
+// Submits every message of `traffic` in file order through one Producer: in
+// runs of up to kSubmitBatch messages that are due (all of them at --speed
+// max), or one by one with a chat quota.
 void SubmitAll(const Traffic& traffic, const ReplayConfig& config, Producer& producer,
                ProgressMeter& progress, ReplayResult& result) {
   if (traffic.messages.empty()) return;
   const Pacer pacer(config.speed, traffic.messages.front().ts_us);
-  for (uint64_t index = 0; index < traffic.messages.size(); ++index) {
-    const TrafficMessage& message = traffic.messages[index];
-    pacer.WaitUntilDue(message.ts_us);
-
-    const ReplayProbe::Payload payload = ReplayProbe::EncodePayload(index);
-    const std::string_view chat_id = traffic.chats[message.chat];
-    const std::string_view payload_view(payload.data(), payload.size());
-    Clock::time_point first_refusal{};
-    for (int pauses = 0;; ++pauses) {
-      const SubmitResult answer = producer.Submit(chat_id, payload_view);
-      if (answer == SubmitResult::kAccepted) {
-        ++result.accepted;
-        break;
-      }
-      const bool retry = IsBackpressure(answer) &&
-                         (pauses == 0 || Clock::now() - first_refusal < kBackpressureGiveUp);
-      if (!retry) {
-        ++result.rejected;
-        ++result.rejected_by_reason[static_cast<size_t>(answer)];
-        break;
-      }
-      if (pauses == 0) first_refusal = Clock::now();
-      ++result.backpressure_waits;
-      if (pauses < kBackpressureYields) {
-        std::this_thread::yield();
-      } else {
-        std::this_thread::sleep_for(kBackpressureSleep);
-      }
+  const bool batch = config.engine.chat_quota == 0;
+  const uint64_t n = traffic.messages.size();
+  for (uint64_t index = 0; index < n;) {
+    pacer.WaitUntilDue(traffic.messages[index].ts_us);
+    if (!batch) {
+      SubmitOne(traffic, index, producer, result);
+      progress.SetSubmitted(++index);
+      continue;
     }
-    progress.SetSubmitted(index + 1);
+    size_t count = 1;
+    while (count < kSubmitBatch && index + count < n &&
+           pacer.IsDue(traffic.messages[index + count].ts_us)) {
+      ++count;
+    }
+    SubmitRun(traffic, index, count, producer, result);
+    index += count;
+    progress.SetSubmitted(index);
   }
 }
 
