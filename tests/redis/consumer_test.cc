@@ -1,5 +1,5 @@
-// Consumer against a real redis-server: round trip, dead letters, restart
-// of Redis, the trimming of acked entries (and only of acked ones), and the
+// Consumer against a real redis-server: round trip, parking of a hot chat's
+// backlog, dead letters, restart of Redis, the trimming of acked entries (and only of acked ones), and the
 // memory left behind with and without it.
 #include "chatshard/redis/consumer.h"
 
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "chatshard/redis/publisher.h"
+#include "chatshard/routing.h"
 #include "gtest/gtest.h"
 #include "redis_server.h"
 
@@ -147,6 +148,102 @@ TEST(RedisConsumerTest, RoundTripProcessesEachMessageOnceInPerChatOrder) {
   EXPECT_EQ((*consumer)->engine().Stats().total.completed, static_cast<uint64_t>(kN));
   std::printf("[measure] end-to-end publish->handle->ack: %d msgs in %.3f s = %.0f msgs/s; %s\n",
               kN, secs, kN / secs, st.ToJson().c_str());
+}
+
+// A hot chat's backlog sits in its shard's stream ahead of the cold chats of
+// that shard. Pre-loaded: 1,500 hot entries (0.4 ms each, one at a time),
+// then one entry for each of 40 cold chats of the same shard. The window
+// (max_in_flight_per_shard 64) would hold only hot entries; with parking
+// (max_in_flight_per_chat 8) the reads go past the hot backlog and the cold
+// chats run while the hot chat has most of its backlog left. With parking off
+// (0) they wait for the backlog: the control that shows the test can fail.
+struct HotRun {
+  int hot_done_before_last_cold = -1;  // hot entries handled before the last cold one
+  uint64_t max_parked = 0;
+};
+
+HotRun RunHotBacklog(uint32_t per_chat_limit, const std::string& prefix) {
+  RedisServer server;
+  const int kHot = 1500;
+  const uint32_t hot_shard = ShardFor("hot", kPartitions);
+  std::vector<std::string> cold;
+  for (int i = 0; cold.size() < 40; ++i) {
+    std::string c = "cold-" + std::to_string(i);
+    if (ShardFor(c, kPartitions) == hot_shard) cold.push_back(std::move(c));
+  }
+  PublisherOptions po;
+  po.connection = Conn(server, prefix);
+  po.publish_timeout = milliseconds(10000);
+  auto pub = Publisher::Create(po);
+  EXPECT_TRUE(pub.ok()) << pub.status().ToString();
+  if (!pub.ok()) return {};
+  auto ignore = [](Result<std::string>) {};  // Close below waits for every reply
+  for (int i = 0; i < kHot; ++i) EXPECT_TRUE((*pub)->Publish("hot", std::to_string(i), ignore).ok());
+  for (const std::string& c : cold) EXPECT_TRUE((*pub)->Publish(c, "0", ignore).ok());
+  EXPECT_TRUE((*pub)->Close(milliseconds(10000)).ok());
+
+  Recorder rec;
+  std::atomic<int> hot_done{0};
+  std::atomic<int> cold_done{0};
+  HotRun run;
+  ConsumerOptions co;
+  co.connection = po.connection;
+  co.max_in_flight_per_shard = 64;
+  co.max_in_flight_per_chat = per_chat_limit;
+  co.claim_interval = milliseconds(50);  // RefreshParked runs too
+  Options eo = EngineOptions();
+  eo.concurrency = 4;
+  eo.threads = 4;
+  auto consumer = Consumer::Create(co, eo, [&](const StreamMessage& m) {
+    if (m.chat_id == "hot") {
+      std::this_thread::sleep_for(std::chrono::microseconds(400));
+      hot_done++;
+    } else if (++cold_done == static_cast<int>(cold.size())) {
+      run.hot_done_before_last_cold = hot_done.load();
+    }
+    return rec.Handle(m);
+  });
+  EXPECT_TRUE(consumer.ok()) << consumer.status().ToString();
+  if (!consumer.ok()) return {};
+  const uint64_t total = kHot + cold.size();
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        run.max_parked = std::max(run.max_parked, (*consumer)->Stats().parked);
+        return (*consumer)->Stats().acked == total;
+      },
+      milliseconds(60000)))
+      << (*consumer)->Stats().ToJson();
+  EXPECT_EQ(rec.handled.load(), static_cast<int>(total));
+  EXPECT_EQ(rec.duplicates.load(), 0);
+  const std::vector<int>& hot = rec.seqs["hot"];
+  EXPECT_EQ(hot.size(), static_cast<size_t>(kHot));
+  for (size_t i = 0; i < hot.size(); ++i) {
+    if (hot[i] != static_cast<int>(i)) {
+      ADD_FAILURE() << "hot chat out of order at " << i << ": " << hot[i];
+      break;
+    }
+  }
+  TestClient client(server.port());
+  EXPECT_EQ(TotalPending(client, prefix), 0);
+  EXPECT_TRUE((*consumer)->Close(milliseconds(5000)).ok());
+  const RedisStats st = (*consumer)->Stats();
+  EXPECT_EQ(st.parked, 0u);
+  EXPECT_EQ(st.in_flight, 0u);
+  std::printf("[measure] max_in_flight_per_chat %u: %d of %d hot entries ran before the last "
+              "cold chat; at most %llu parked\n",
+              per_chat_limit, run.hot_done_before_last_cold, kHot,
+              static_cast<unsigned long long>(run.max_parked));
+  return run;
+}
+
+TEST(RedisConsumerTest, ParkingLetsColdChatsPassAHotChatsBacklogInOrder) {
+  const HotRun parked = RunHotBacklog(8, "park");
+  EXPECT_GE(parked.hot_done_before_last_cold, 0);
+  EXPECT_LT(parked.hot_done_before_last_cold, 300);
+  EXPECT_GT(parked.max_parked, 1000u);
+  const HotRun fifo = RunHotBacklog(0, "fifo");
+  EXPECT_GT(fifo.hot_done_before_last_cold, 1300);
+  EXPECT_EQ(fifo.max_parked, 0u);
 }
 
 TEST(RedisConsumerTest, PoisonMessageLandsInDeadLetterStreamWithReason) {

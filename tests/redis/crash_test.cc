@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "chatshard/redis/publisher.h"
+#include "chatshard/routing.h"
 #include "gtest/gtest.h"
 #include "redis_server.h"
 
@@ -41,14 +43,46 @@ std::vector<Line> ReadLog(const std::string& path) {
   return out;
 }
 
-pid_t Spawn(const std::string& address, const std::string& name, const std::string& log) {
+pid_t Spawn(const std::string& address, const std::string& name, const std::string& log,
+            const std::string& poison = "", int max_deliveries = 0) {
   const pid_t pid = ::fork();
   if (pid == 0) {
-    ::execl(CHATSHARD_CRASH_CONSUMER, CHATSHARD_CRASH_CONSUMER, address.c_str(), "crash",
-            name.c_str(), log.c_str(), "500", static_cast<char*>(nullptr));
+    const std::string limit = std::to_string(max_deliveries);
+    if (poison.empty()) {
+      ::execl(CHATSHARD_CRASH_CONSUMER, CHATSHARD_CRASH_CONSUMER, address.c_str(), "crash",
+              name.c_str(), log.c_str(), "500", static_cast<char*>(nullptr));
+    } else {
+      ::execl(CHATSHARD_CRASH_CONSUMER, CHATSHARD_CRASH_CONSUMER, address.c_str(), "crash",
+              name.c_str(), log.c_str(), "500", poison.c_str(), limit.c_str(),
+              static_cast<char*>(nullptr));
+    }
     ::_exit(127);
   }
   return pid;
+}
+
+// Publishes `per_chat` messages "0".."per_chat-1" to each chat, round-robin.
+void PublishAll(const testing::RedisServer& server, const std::vector<std::string>& chats,
+                int per_chat) {
+  PublisherOptions po;
+  po.connection.address = server.address();
+  po.connection.prefix = "crash";
+  po.connection.partitions = 8;
+  po.publish_timeout = milliseconds(10000);
+  auto pub = Publisher::Create(po);
+  ASSERT_TRUE(pub.ok()) << pub.status().ToString();
+  std::atomic<int> confirmed{0};
+  for (int i = 0; i < per_chat; ++i) {
+    for (const std::string& chat : chats) {
+      ASSERT_TRUE((*pub)->Publish(chat, std::to_string(i),
+                                  [&](Result<std::string> r) {
+                                    if (r.ok()) confirmed++;
+                                  })
+                      .ok());
+    }
+  }
+  ASSERT_TRUE((*pub)->Close(milliseconds(20000)).ok());
+  ASSERT_EQ(confirmed.load(), static_cast<int>(chats.size()) * per_chat);
 }
 
 void KillNine(pid_t pid) {
@@ -62,25 +96,9 @@ TEST(RedisCrashTest, KilledConsumerIsReplacedWithoutLossAndInPerChatOrder) {
   const int kChats = 40;
   const int kPerChat = 150;
   const int kN = kChats * kPerChat;
-  PublisherOptions po;
-  po.connection.address = server.address();
-  po.connection.prefix = "crash";
-  po.connection.partitions = 8;
-  po.publish_timeout = milliseconds(10000);
-  auto pub = Publisher::Create(po);
-  ASSERT_TRUE(pub.ok()) << pub.status().ToString();
-  std::atomic<int> confirmed{0};
-  for (int i = 0; i < kPerChat; ++i) {
-    for (int c = 0; c < kChats; ++c) {
-      ASSERT_TRUE((*pub)->Publish("chat-" + std::to_string(c), std::to_string(i),
-                                  [&](Result<std::string> r) {
-                                    if (r.ok()) confirmed++;
-                                  })
-                      .ok());
-    }
-  }
-  ASSERT_TRUE((*pub)->Close(milliseconds(20000)).ok());
-  ASSERT_EQ(confirmed.load(), kN);
+  std::vector<std::string> chats;
+  for (int c = 0; c < kChats; ++c) chats.push_back("chat-" + std::to_string(c));
+  PublishAll(server, chats, kPerChat);
 
   const std::string log_a = server.dir() + "/a.log";
   const std::string log_b = server.dir() + "/b.log";
@@ -153,6 +171,71 @@ TEST(RedisCrashTest, KilledConsumerIsReplacedWithoutLossAndInPerChatOrder) {
   EXPECT_EQ(first.size() + second.size() - duplicates, static_cast<size_t>(kN));
   std::printf("[measure] kill -9: A handled %zu, B handled %zu, duplicates %d (ids: %.200s)\n",
               first.size(), second.size(), duplicates, dup_ids.c_str());
+}
+
+// A message that kills every process that handles it: each restart takes it
+// back from the pending list (and runs it, and dies) until Redis' delivery
+// counter reaches max_deliveries; the next restart dead-letters it with the
+// count and reason, and everything else is handled.
+TEST(RedisCrashTest, MessageThatKillsEveryConsumerIsDeadLetteredAfterMaxDeliveries) {
+  testing::RedisServer server;
+  // The other chats live on other shards than "poison" (shard 1 of 8), and
+  // the poison handler waits 300 ms before it kills the process, so they are
+  // handled and acked first: an entry still in flight at each crash would
+  // count deliveries too (see ConsumerOptions::max_deliveries) and be
+  // dead-lettered with it.
+  const std::vector<std::string> chats = {"poison", "chat-b", "chat-c", "chat-d"};
+  const int kPerChat = 1;
+  PublishAll(server, chats, kPerChat);
+  const int kMaxDeliveries = 3;
+  const std::string log = server.dir() + "/poison.log";
+  testing::TestClient client(server.port());
+  const uint32_t shard = ShardFor("poison", 8);
+  for (const std::string& chat : chats) {
+    if (chat != "poison") {
+      ASSERT_NE(ShardFor(chat, 8), shard) << chat;
+    }
+  }
+  const std::string dead_key = "crash:{" + std::to_string(shard) + "}:dead";
+  int deaths = 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (client.Int({"XLEN", dead_key}) == 0 && std::chrono::steady_clock::now() < until) {
+    const pid_t pid = Spawn(server.address(), "consumer-p", log, "poison", kMaxDeliveries);
+    // Until it dies by the poison, or the dead letter appears.
+    int status = 0;
+    pid_t done = 0;
+    while ((done = ::waitpid(pid, &status, WNOHANG)) == 0 && client.Int({"XLEN", dead_key}) == 0 &&
+           std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    if (done == pid) {
+      ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+      ++deaths;
+    } else {
+      // Wait for the ack of the dead-lettered entry and the other chats.
+      const auto settle = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (client.Pending("crash:{" + std::to_string(shard) + "}:stream", "chatshard") > 0 &&
+             std::chrono::steady_clock::now() < settle) {
+        std::this_thread::sleep_for(milliseconds(10));
+      }
+      KillNine(pid);
+    }
+  }
+  EXPECT_EQ(deaths, kMaxDeliveries);
+  const testing::TestReply dead = client.Run({"XRANGE", dead_key, "-", "+"});
+  ASSERT_EQ(dead.elements.size(), 1u);
+  std::map<std::string, std::string> fields;
+  const auto& kv = dead.elements[0].elements[1].elements;
+  for (size_t i = 0; i + 1 < kv.size(); i += 2) fields[kv[i].str] = kv[i + 1].str;
+  EXPECT_EQ(fields["c"], "poison");
+  EXPECT_EQ(fields["attempts"], std::to_string(kMaxDeliveries));
+  EXPECT_NE(fields["reason"].find("delivered 3 times without an ack (max_deliveries)"),
+            std::string::npos)
+      << fields["reason"];
+  EXPECT_EQ(client.Pending("crash:{" + std::to_string(shard) + "}:stream", "chatshard"), 0);
+  std::set<std::string> handled;
+  for (const Line& l : ReadLog(log)) handled.insert(l.chat);
+  EXPECT_EQ(handled, (std::set<std::string>{"chat-b", "chat-c", "chat-d"}));
 }
 
 }  // namespace

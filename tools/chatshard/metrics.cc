@@ -153,6 +153,9 @@ void UpdateRedisMetrics(const redis::RedisStats& stats, prometheus::Registry& re
   SetGauge(registry, "chatshard_redis_in_flight",
            "Publisher: unanswered XADDs; consumer: entries read and not acked",
            static_cast<double>(stats.in_flight));
+  SetGauge(registry, "chatshard_redis_parked",
+           "Consumer: entries parked (ids only) behind their chat's max_in_flight_per_chat",
+           static_cast<double>(stats.parked));
   SetGauge(registry, "chatshard_redis_connected", "1 while connected to Redis, else 0",
            stats.ready ? 1 : 0);
 }

@@ -48,6 +48,22 @@
 // to end, 2 x 300k messages, same conditions): 5.6 us with XDEL after ack
 // (XDEL 3.1 us, XREADGROUP 1.9, XACK 0.5) and 2.0 us with this trim
 // (XREADGROUP 1.6, XACK 0.4, XTRIM + XINFO + XPENDING 0.04).
+//
+// Parking (max_in_flight_per_chat): the shard window is FIFO, so without a
+// per-chat bound a hot chat's backlog fills it and every other chat of the
+// shard waits behind that backlog in the stream, however fair the engine's
+// turns are. So each shard counts, per chat (by its 64-bit FNV-1a hash; two
+// chats that collide only share a limit), the entries loaded into the
+// engine. An entry whose chat is at the limit, or already has parked
+// entries, is parked: its payload is dropped and only its id is kept, in a
+// per-chat list sorted by id. It stays pending in Redis (delivered to this
+// consumer, owned, not trimmed: the trim bound is the oldest pending entry)
+// and is fetched again with XRANGE once the chat is below its limit, oldest
+// first, so a chat's entries reach the engine in id order. Parked entries
+// do not count against max_in_flight_per_shard (reading goes on past them)
+// but against max_parked_per_shard. The periodic claim pass re-claims them
+// with XCLAIM ... JUSTID (which resets their idle time without counting a
+// delivery), so other consumers of the group do not take them over.
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -62,6 +78,7 @@
 #include <vector>
 
 #include "chatshard/redis/consumer.h"
+#include "chatshard/routing.h"
 #include "connection.h"
 #include "work_queue.h"
 
@@ -75,6 +92,7 @@ using std::chrono::milliseconds;
 // engine worker); a dead letter also carries its id as text and its content.
 struct Completion {
   uint32_t shard = 0;
+  uint64_t chat_hash = 0;  // Fnv1a64 of the chat id (parking's per-chat count)
   StreamId sid;
   std::string id;
   bool dead = false;
@@ -91,6 +109,13 @@ struct Held {
   std::string envelope;
 };
 
+// One chat's share of a shard (parking; see the top).
+struct Flow {
+  uint32_t loaded = 0;            // submitted to the engine, not yet finished
+  std::deque<StreamId> parked;    // ids only, ascending
+  bool listed = false;            // in ShardState::parked_flows
+};
+
 struct ShardState {
   std::string stream_key;
   std::string dead_key;
@@ -99,6 +124,9 @@ struct ShardState {
   std::unordered_set<StreamId, StreamIdHash> owned;  // read or claimed, not yet acked
   std::vector<StreamId> acks;            // finished, ack not yet confirmed
   bool trim_due = false;                 // acks confirmed since the last trim pass
+  std::unordered_map<uint64_t, Flow> flows;  // chats with loaded or parked entries
+  std::vector<uint64_t> parked_flows;    // chats that may have parked entries
+  uint64_t parked = 0;                   // parked entries over all flows
   bool recovering = true;
   Clock::time_point next_recovery{};
 };
@@ -171,6 +199,12 @@ struct ConsumerCore {
   void ConfirmAcks(size_t commands);
   void TrimAcked();
   void SubmitHeld();
+  bool MustPark(const ShardState& s, uint64_t chat_hash) const;
+  void Park(ShardState& s, uint64_t chat_hash, const StreamId& sid);
+  void Loaded(ShardState& s, uint64_t chat_hash);
+  void Unloaded(ShardState& s, uint64_t chat_hash);
+  bool UnparkStep();
+  void RefreshParked();
   void RecoverStep(uint32_t shard);
   void PeriodicClaim();
   bool ReadStep();
@@ -212,6 +246,7 @@ struct ConsumerCore {
   std::atomic<uint64_t> dead_lettered{0};
   std::atomic<uint64_t> reconnects{0};
   std::atomic<uint64_t> in_flight{0};
+  std::atomic<uint64_t> parked{0};
   std::atomic<uint64_t> round_trips{0};
 
   // Last: destroyed first. The producer must die before its engine, and the
@@ -233,6 +268,7 @@ Outcome ConsumerCore::Handle(const MessageView& m) {
   if (o == Outcome::kDone) {
     Completion c;
     c.shard = m.shard;
+    if (options.max_in_flight_per_chat > 0) c.chat_hash = Fnv1a64(m.chat_id);
     c.sid = ParseStreamId(e.id);
     completions.enqueue(std::move(c));
   }
@@ -243,6 +279,7 @@ void ConsumerCore::OnFailure(const FailedMessage& f) {
   const Envelope e = Decode(f.payload);
   Completion c;
   c.shard = f.shard;
+  if (options.max_in_flight_per_chat > 0) c.chat_hash = Fnv1a64(f.chat_id);
   c.sid = ParseStreamId(e.id);
   c.id = std::string(e.id);
   c.dead = true;
@@ -285,6 +322,8 @@ Status ConsumerCore::EnsureGroups(Connection& conn) {
 
 void ConsumerCore::Accept(Completion&& c) {
   if (c.shard >= shards.size()) return;
+  // Only the engine's completions come here: the entry left the engine.
+  Unloaded(shards[c.shard], c.chat_hash);
   if (c.dead) {
     dead.push_back(std::move(c));
   } else {
@@ -484,8 +523,16 @@ void ConsumerCore::SubmitHeld() {
     if (s.recovering) continue;
     while (!s.held.empty()) {
       Held& h = s.held.front();
+      const uint64_t chat_hash =
+          options.max_in_flight_per_chat > 0 ? Fnv1a64(h.chat) : 0;
+      if (MustPark(s, chat_hash)) {
+        Park(s, chat_hash, h.sid);
+        s.held.pop_front();
+        continue;
+      }
       const SubmitResult r = producer->Submit(h.chat, h.envelope);
       if (r == SubmitResult::kAccepted) {
+        Loaded(s, chat_hash);
         delivered.fetch_add(1, std::memory_order_relaxed);
         s.held.pop_front();
         continue;
@@ -506,6 +553,158 @@ void ConsumerCore::SubmitHeld() {
       dead.push_back(std::move(c));
       s.held.pop_front();
     }
+  }
+}
+
+bool ConsumerCore::MustPark(const ShardState& s, uint64_t chat_hash) const {
+  if (options.max_in_flight_per_chat == 0) return false;
+  const auto it = s.flows.find(chat_hash);
+  if (it == s.flows.end()) return false;
+  return it->second.loaded >= options.max_in_flight_per_chat || !it->second.parked.empty();
+}
+
+void ConsumerCore::Park(ShardState& s, uint64_t chat_hash, const StreamId& sid) {
+  Flow& f = s.flows[chat_hash];
+  // Reads come in id order, so this is nearly always an append; entries
+  // claimed from the pending list (after a reconnect) may be older.
+  if (f.parked.empty() || f.parked.back() < sid) {
+    f.parked.push_back(sid);
+  } else {
+    f.parked.insert(std::upper_bound(f.parked.begin(), f.parked.end(), sid), sid);
+  }
+  ++s.parked;
+  if (!f.listed) {
+    f.listed = true;
+    s.parked_flows.push_back(chat_hash);
+  }
+}
+
+void ConsumerCore::Loaded(ShardState& s, uint64_t chat_hash) {
+  if (options.max_in_flight_per_chat == 0) return;
+  ++s.flows[chat_hash].loaded;
+}
+
+void ConsumerCore::Unloaded(ShardState& s, uint64_t chat_hash) {
+  if (options.max_in_flight_per_chat == 0) return;
+  const auto it = s.flows.find(chat_hash);
+  if (it == s.flows.end() || it->second.loaded == 0) return;
+  Flow& f = it->second;
+  if (--f.loaded == 0 && f.parked.empty() && !f.listed) s.flows.erase(it);
+}
+
+// Fetches parked entries of chats below their limit (XRANGE by id, one
+// pipelined round trip for all shards) and submits them in id order. A
+// shard with held entries waits: they are older than anything parked
+// after them. True when it fetched something.
+bool ConsumerCore::UnparkStep() {
+  if (options.max_in_flight_per_chat == 0) return false;
+  struct Want {
+    uint32_t shard;
+    uint64_t chat_hash;
+    StreamId sid;
+  };
+  std::vector<Want> wants;
+  constexpr size_t kMaxFetch = 1024;  // entries per round trip
+  for (uint32_t shard = 0; shard < shards.size() && wants.size() < kMaxFetch; ++shard) {
+    ShardState& s = shards[shard];
+    if (s.parked == 0 || s.recovering || !s.held.empty()) continue;
+    for (size_t i = 0; i < s.parked_flows.size() && wants.size() < kMaxFetch;) {
+      const uint64_t h = s.parked_flows[i];
+      const auto it = s.flows.find(h);
+      if (it == s.flows.end() || it->second.parked.empty()) {
+        if (it != s.flows.end()) {
+          it->second.listed = false;
+          if (it->second.loaded == 0) s.flows.erase(it);
+        }
+        s.parked_flows[i] = s.parked_flows.back();
+        s.parked_flows.pop_back();
+        continue;
+      }
+      Flow& f = it->second;
+      while (f.loaded < options.max_in_flight_per_chat && !f.parked.empty() &&
+             wants.size() < kMaxFetch) {
+        wants.push_back({shard, h, f.parked.front()});
+        f.parked.pop_front();
+        --s.parked;
+        ++f.loaded;  // reserved now, so one chat's fetches never exceed its limit
+      }
+      ++i;
+    }
+  }
+  if (wants.empty()) return false;
+  std::string id;
+  for (const Want& w : wants) {
+    id.clear();
+    AppendStreamId(w.sid, id);
+    connection->Append({"XRANGE", shards[w.shard].stream_key, id, id});
+  }
+  round_trips.fetch_add(1, std::memory_order_relaxed);
+  size_t k = 0;
+  for (; k < wants.size(); ++k) {
+    const Want& w = wants[k];
+    ShardState& s = shards[w.shard];
+    Result<Reply> r = connection->Read();
+    if (!r.ok()) break;
+    --s.flows[w.chat_hash].loaded;  // the reservation; Loaded() below if accepted
+    const redisReply* x = r->get();
+    if (x->type != REDIS_REPLY_ARRAY || x->elements == 0) {
+      // Deleted meanwhile (XDEL, a MAXLEN trim by someone else): only its
+      // pending record is left. An error reply leaves it owned and pending:
+      // it is claimed again after a restart.
+      if (x->type == REDIS_REPLY_ARRAY) s.acks.push_back(w.sid);
+      continue;
+    }
+    EntryView e;
+    if (!ParseEntry(x->element[0], w.shard, e)) continue;
+    if (s.held.empty()) {
+      EncodeInto(false, e.id, e.payload, envelope);
+      if (producer->Submit(e.chat, envelope) == SubmitResult::kAccepted) {
+        Loaded(s, w.chat_hash);
+        delivered.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+    }
+    s.held.push_back(MakeHeld(e, false));
+  }
+  // A broken connection: what was not read goes back to its chat's list.
+  for (; k < wants.size(); ++k) {
+    ShardState& s = shards[wants[k].shard];
+    --s.flows[wants[k].chat_hash].loaded;
+    Park(s, wants[k].chat_hash, wants[k].sid);
+  }
+  return true;
+}
+
+// Resets the idle time of parked entries (XCLAIM <ids> JUSTID: no delivery
+// is counted), so another consumer's claim pass does not take them over
+// while they wait for their turn.
+void ConsumerCore::RefreshParked() {
+  size_t commands = 0;
+  std::vector<std::string> ids;
+  std::vector<std::string_view> args;
+  for (ShardState& s : shards) {
+    if (s.parked == 0) continue;
+    ids.clear();
+    for (const uint64_t h : s.parked_flows) {
+      const auto it = s.flows.find(h);
+      if (it == s.flows.end()) continue;
+      for (const StreamId& sid : it->second.parked) {
+        ids.emplace_back();
+        AppendStreamId(sid, ids.back());
+      }
+    }
+    for (size_t i = 0; i < ids.size(); i += 1000) {
+      args.assign({"XCLAIM", s.stream_key, options.group, options.consumer, "0"});
+      for (size_t j = i; j < std::min(ids.size(), i + 1000); ++j) args.push_back(ids[j]);
+      args.push_back("JUSTID");
+      connection->Append(args);
+      ++commands;
+    }
+  }
+  if (commands == 0) return;
+  round_trips.fetch_add(1, std::memory_order_relaxed);
+  for (size_t i = 0; i < commands; ++i) {
+    if (!connection->Read().ok()) return;
   }
 }
 
@@ -558,6 +757,8 @@ bool ConsumerCore::ParseEntry(const redisReply* entry, uint32_t shard, EntryView
 void ConsumerCore::RecoverStep(uint32_t shard) {
   ShardState& s = shards[shard];
   std::vector<std::string> to_claim;
+  // Deliveries so far (XPENDING's counter) of the entries in to_claim.
+  std::unordered_map<std::string, long long> deliveries;
   bool waiting = false;
   std::string start = "-";
   constexpr int kPage = 1000;
@@ -576,6 +777,7 @@ void ConsumerCore::RecoverStep(uint32_t shard) {
       const bool mine = ReplyString(e->element[1]) == options.consumer;
       const bool idle = e->element[2]->integer >= options.claim_timeout.count();
       if (mine || idle) {
+        deliveries[id] = e->element[3]->integer;
         to_claim.push_back(std::move(id));
       } else {
         waiting = true;  // a previous owner's young entry: wait for it
@@ -595,10 +797,27 @@ void ConsumerCore::RecoverStep(uint32_t shard) {
     if (x->type != REDIS_REPLY_ARRAY) continue;
     for (size_t k = 0; k < x->elements; ++k) {
       EntryView e;
-      if (ParseEntry(x->element[k], shard, e)) {
-        claimed.fetch_add(1, std::memory_order_relaxed);
-        s.recovered.push_back(MakeHeld(e, true));
+      if (!ParseEntry(x->element[k], shard, e)) continue;
+      claimed.fetch_add(1, std::memory_order_relaxed);
+      const auto it = deliveries.find(std::string(e.id));
+      const long long times = it == deliveries.end() ? 0 : it->second;
+      if (options.max_deliveries > 0 && times >= options.max_deliveries) {
+        // A poison message: every delivery so far ended without an ack.
+        Completion c;
+        c.shard = shard;
+        c.sid = e.sid;
+        c.id = std::string(e.id);
+        c.dead = true;
+        c.attempts = static_cast<uint32_t>(times);
+        c.reason = "delivered " + std::to_string(times) +
+                   " times without an ack (max_deliveries): the process handling it died or "
+                   "lost Redis each time";
+        c.chat = std::string(e.chat);
+        c.payload = std::string(e.payload);
+        dead.push_back(std::move(c));
+        continue;
       }
+      s.recovered.push_back(MakeHeld(e, true));
     }
   }
   if (waiting) {
@@ -656,9 +875,13 @@ bool ConsumerCore::ReadStep() {
     const ShardState& s = shards[shard];
     if (!s.owned.empty()) busy = true;
     if (s.recovering || !s.held.empty()) continue;
-    if (s.owned.size() >= options.max_in_flight_per_shard) continue;
+    // Parked entries are owned but hold no memory beyond their id.
+    const uint64_t loaded = s.owned.size() - s.parked;
+    if (loaded >= options.max_in_flight_per_shard) continue;
+    if (s.parked >= options.max_parked_per_shard) continue;
     eligible.push_back(shard);
-    room = std::min<uint64_t>(room, options.max_in_flight_per_shard - s.owned.size());
+    room = std::min<uint64_t>(room, options.max_in_flight_per_shard - loaded);
+    room = std::min<uint64_t>(room, options.max_parked_per_shard - s.parked);
   }
   // The finished entries' acks ride in the same round trip as the read.
   const size_t ack_commands = AppendAcks();
@@ -700,8 +923,15 @@ bool ConsumerCore::ReadStep() {
       // The common case copies nothing here: the engine copies what it
       // accepts. Behind a held entry, or refused, the entry is held (in order).
       if (s.held.empty()) {
+        const uint64_t chat_hash =
+            options.max_in_flight_per_chat > 0 ? Fnv1a64(e.chat) : 0;
+        if (MustPark(s, chat_hash)) {
+          Park(s, chat_hash, e.sid);
+          continue;
+        }
         EncodeInto(false, e.id, e.payload, envelope);
         if (producer->Submit(e.chat, envelope) == SubmitResult::kAccepted) {
+          Loaded(s, chat_hash);
           delivered.fetch_add(1, std::memory_order_relaxed);
           continue;
         }
@@ -771,8 +1001,11 @@ void ConsumerCore::Run() {
       if (connection->broken()) continue;
       ready.store(!any_recovering, std::memory_order_release);
       SubmitHeld();
+      progress = UnparkStep() || progress;
+      if (connection->broken()) continue;
       if (now >= next_claim) {
         PeriodicClaim();
+        if (!connection->broken()) RefreshParked();
         next_claim = now + options.claim_interval;
         if (connection->broken()) continue;
       }
@@ -785,8 +1018,13 @@ void ConsumerCore::Run() {
       }
     }
     uint64_t owned = 0;
-    for (const ShardState& s : shards) owned += s.owned.size();
+    uint64_t parked_now = 0;
+    for (const ShardState& s : shards) {
+      owned += s.owned.size();
+      parked_now += s.parked;
+    }
     in_flight.store(owned, std::memory_order_relaxed);
+    parked.store(parked_now, std::memory_order_relaxed);
     if (!progress) {
       const size_t n =
           completions.wait_dequeue_bulk_timed(buf.begin(), buf.size(), milliseconds(2));
@@ -873,6 +1111,7 @@ RedisStats ConsumerImpl::Stats() const {
   const uint64_t connects = core_->reconnects.load(std::memory_order_relaxed);
   s.reconnects = connects > 0 ? connects - 1 : 0;
   s.in_flight = core_->in_flight.load(std::memory_order_relaxed);
+  s.parked = core_->parked.load(std::memory_order_relaxed);
   s.round_trips = core_->round_trips.load(std::memory_order_relaxed);
   s.ready = Ready();
   return s;

@@ -105,6 +105,8 @@ Status ConsumerOptions::Validate() const {
   }
   p.Range("read_batch", read_batch, 1, 65536);
   p.Range("max_in_flight_per_shard", max_in_flight_per_shard, 1, 1u << 20);
+  p.Range("max_in_flight_per_chat", max_in_flight_per_chat, 0, 1u << 20);
+  p.Range("max_parked_per_shard", max_parked_per_shard, 1, 1u << 24);
   p.Duration("read_block", read_block, milliseconds(1), milliseconds(10000));
   if (read_block >= connection.command_timeout) {
     p.Add("read_block", std::to_string(read_block.count()) + " ms",
@@ -114,6 +116,7 @@ Status ConsumerOptions::Validate() const {
   p.Range("ack_batch", ack_batch, 1, 65536);
   p.Duration("claim_timeout", claim_timeout, milliseconds(10), milliseconds(3600000));
   p.Duration("claim_interval", claim_interval, milliseconds(10), milliseconds(3600000));
+  p.Range("max_deliveries", max_deliveries, 0, 1000000);
   p.Range("dead_letter_retention", dead_letter_retention, 0, uint64_t{1} << 40);
   p.Duration("trim_interval", trim_interval, milliseconds(1), milliseconds(60000));
   return p.ToStatus();

@@ -21,6 +21,7 @@ std::string RedisStats::ToJson() const {
   field("dead_lettered", dead_lettered);
   field("reconnects", reconnects);
   field("in_flight", in_flight);
+  field("parked", parked);
   field("round_trips", round_trips);
   out += "\"ready\":";
   out += ready ? "true" : "false";

@@ -82,6 +82,19 @@ struct ConsumerOptions {
   // Entries a shard may hold inside the adapter and the engine (read and not
   // yet acked). Range 1..1048576.
   uint32_t max_in_flight_per_shard = 1024;
+  // Entries of one chat loaded at once (read into the adapter and the engine,
+  // not yet finished). The chat's further entries are parked: the adapter
+  // keeps only their stream ids (they stay pending in Redis, so a crash loses
+  // nothing) and fetches them again by id (XRANGE), in id order, as the
+  // chat's earlier entries finish. A hot chat's backlog then cannot fill the
+  // shard's window: reading goes on past it, and the other chats of its shard
+  // keep their turns instead of waiting behind it in the stream. Costs one
+  // more XRANGE per parked entry. 0 = no per-chat limit (the window is then
+  // FIFO: a hot chat can fill it). Range 0..1048576.
+  uint32_t max_in_flight_per_chat = 64;
+  // Parked entries a shard may hold (about 60 bytes of memory each); reading
+  // the shard pauses while it is reached. Range 1..16777216.
+  uint32_t max_parked_per_shard = 100000;
   // How long an idle XREADGROUP waits for new entries. Range 1 ms..10 s.
   std::chrono::milliseconds read_block{50};
   // Acks sent in one pipelined round trip at most. Range 1..65536.
@@ -91,6 +104,17 @@ struct ConsumerOptions {
   std::chrono::milliseconds claim_timeout{std::chrono::seconds(30)};
   // How often the periodic claim pass runs. Range 10 ms..1 h.
   std::chrono::milliseconds claim_interval{std::chrono::seconds(5)};
+  // An entry that was delivered this many times without being acked is
+  // dead-lettered when it is next recovered (after a restart or reconnect)
+  // instead of being delivered again: a message that kills the process that
+  // handles it would otherwise crash every consumer forever. The count is
+  // Redis' own delivery counter (XPENDING), so it survives restarts. Retries
+  // inside one delivery (max_attempts) do not count. Like SQS's
+  // maxReceiveCount, a delivery is counted for every entry in flight when the
+  // process died: an innocent entry (of any shard) that was in flight beside a
+  // poison one, not yet acked, through max_deliveries crashes is dead-lettered
+  // too, with the same reason. 0 = no limit. Range 0..1000000.
+  uint32_t max_deliveries = 10;
   // Entries kept in each dead-letter stream (XADD MAXLEN ~). 0 = unbounded.
   // Range 0..2^40.
   uint64_t dead_letter_retention = 1000000;

@@ -19,6 +19,7 @@ struct RedisStats {
   uint64_t dead_lettered = 0;  // entries written to a dead-letter stream
   uint64_t reconnects = 0;     // connections re-established after a loss
   uint64_t in_flight = 0;      // publisher: unanswered XADDs; consumer: unacked entries
+  uint64_t parked = 0;         // consumer: entries parked behind their chat's limit
   uint64_t round_trips = 0;    // pipelined request batches sent to Redis
   bool ready = false;          // connected now
 
