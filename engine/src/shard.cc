@@ -146,13 +146,8 @@ SubmitResult Shard::Admit(QueueProducerToken* token, std::string_view chat,
     return SubmitResult::kShardFull;
   }
   // seq_cst: invariant 2 (publish, then look for a drainer).
-  ingress_.fetch_add(1, std::memory_order_seq_cst);
-  if (drainers_.load(std::memory_order_seq_cst) == 0) {
-    // Only the first message of an idle shard spawns from the producer side;
-    // running tasks add more (up to concurrency) when they see a backlog.
-    last_progress_ns_.store(NowNs(), std::memory_order_relaxed);
-    SpawnIfBelowLimit();
-  }
+  const int64_t waiting = ingress_.fetch_add(1, std::memory_order_seq_cst);
+  MaybeSpawnAfterEnqueue(waiting);
   return SubmitResult::kAccepted;
 }
 
@@ -187,11 +182,8 @@ size_t Shard::AdmitBatch(QueueProducerToken* token, std::span<Envelope> envelope
       take = 0;
     } else {
       // seq_cst: invariant 2, as in Admit.
-      ingress_.fetch_add(take, std::memory_order_seq_cst);
-      if (drainers_.load(std::memory_order_seq_cst) == 0) {
-        last_progress_ns_.store(NowNs(), std::memory_order_relaxed);
-        SpawnIfBelowLimit();
-      }
+      const int64_t waiting = ingress_.fetch_add(take, std::memory_order_seq_cst);
+      MaybeSpawnAfterEnqueue(waiting);
     }
   }
   for (int64_t i = 0; i < want; ++i) {
@@ -199,6 +191,22 @@ size_t Shard::AdmitBatch(QueueProducerToken* token, std::span<Envelope> envelope
     if (i >= take) CountRejection(refusal);
   }
   return static_cast<size_t>(take);
+}
+
+void Shard::MaybeSpawnAfterEnqueue(int64_t waiting_before) {
+  // seq_cst: the drainers_ half of invariant 2.
+  const uint32_t d = drainers_.load(std::memory_order_seq_cst);
+  // An idle shard: the producer must spawn (invariant 2). A shard whose
+  // tasks had moved every earlier message out of the ingress (nothing was
+  // waiting) may have them all inside handlers: a long turn -- a hot chat's
+  // quantum of slow messages, a kNone batch -- would hold this message
+  // until it ends, so one more task (up to concurrency) picks it up now.
+  // Under a backlog the ingress is rarely empty at an enqueue, so this is
+  // not a spawn per message; running tasks add helpers when they see one.
+  if (d == 0 || (waiting_before <= 0 && d < concurrency_)) {
+    last_progress_ns_.store(NowNs(), std::memory_order_relaxed);
+    SpawnIfBelowLimit();
+  }
 }
 
 bool Shard::TryAcquireSlot() {

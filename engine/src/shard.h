@@ -195,6 +195,8 @@ class Shard {
     void Grow();
   };
 
+  // After an enqueue that found `waiting_before` messages in the ingress.
+  void MaybeSpawnAfterEnqueue(int64_t waiting_before);
   bool TryAcquireSlot();
   void SpawnIfBelowLimit();
   // Gives the slot back; returns true if the task must go on (it re-took a

@@ -570,6 +570,44 @@ TEST(EngineTest, HotChatDelaysAColdNeighbourByAtMostOneQuantum) {
   EXPECT_EQ(order.size(), 502u);
 }
 
+// A message that arrives while the shard's only running task is inside a
+// handler (a hot chat's turn, a kNone batch) starts on a free slot at once,
+// instead of waiting for that turn to end: the hot handler stays blocked
+// until the cold message has run. Before the producer spawned on an empty
+// ingress, this waited forever (the cold message sat behind the turn).
+void ColdMessageUsesAFreeSlot(Ordering ordering) {
+  Options o;
+  o.partitions = 2;
+  o.concurrency = 2;
+  o.threads = 2;
+  o.ordering = ordering;
+  Gate hot_gate;
+  std::atomic<bool> hot_started{false};
+  std::atomic<bool> cold_ran{false};
+  auto engine = MakeEngine(o, [&](const MessageView& m) {
+    if (m.chat_id == "hot" && !hot_started.exchange(true)) hot_gate.Wait();
+    if (m.chat_id != "hot") cold_ran = true;
+    return Outcome::kDone;
+  });
+  const uint32_t shard = ShardFor("hot", 2);
+  const std::string cold = ChatOnShard(shard, o, "cold-");
+  ASSERT_EQ(engine->Submit("hot", "h"), SubmitResult::kAccepted);
+  ASSERT_TRUE(WaitFor([&] { return hot_started.load(); }));
+  ASSERT_EQ(engine->Submit(cold, "c"), SubmitResult::kAccepted);
+  const bool ran = WaitFor([&] { return cold_ran.load(); }, std::chrono::seconds(10));
+  hot_gate.Open();
+  EXPECT_TRUE(ran) << "the cold message waited for the blocked hot handler";
+  engine->Shutdown(ShutdownMode::kDrain, std::chrono::seconds(30));
+}
+
+TEST(EngineTest, PerChatColdMessageStartsWhileTheOnlyTaskIsInAHandler) {
+  ColdMessageUsesAFreeSlot(Ordering::kPerChat);
+}
+
+TEST(EngineTest, UnorderedMessageStartsWhileTheOnlyTaskIsInAHandler) {
+  ColdMessageUsesAFreeSlot(Ordering::kNone);
+}
+
 TEST(EngineTest, UnorderedModeRunsEverythingOnceWithConcurrency) {
   Options o;
   o.ordering = Ordering::kNone;
