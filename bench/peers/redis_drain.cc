@@ -7,7 +7,9 @@
 //
 //   chatshard_peer_redis_drain --address 127.0.0.1:PORT --prefix P --expect N
 //       [--partitions 8] [--concurrency 4] [--ordering per_chat|none]
-//       [--threads 0] [--work-us 0] [--timeout-s 120]
+//       [--threads 0] [--work-us 0] [--timeout-s 120] [--read-batch 256]
+//       [--window 1024] [--per-chat 64]  (ConsumerOptions read_batch,
+//       max_in_flight_per_shard, max_in_flight_per_chat)
 //
 // Exit codes: 0 every entry acked; 2 bad usage; 3 Redis refused or not every
 // entry was acked before the timeout.
@@ -64,6 +66,11 @@ int main(int argc, char** argv) {
       else if (name == "--threads") engine.threads = static_cast<uint32_t>(std::stoul(value));
       else if (name == "--work-us") work_us = std::stoll(value);
       else if (name == "--timeout-s") timeout_s = std::stod(value);
+      else if (name == "--read-batch") options.read_batch = static_cast<uint32_t>(std::stoul(value));
+      else if (name == "--window")
+        options.max_in_flight_per_shard = static_cast<uint32_t>(std::stoul(value));
+      else if (name == "--per-chat")
+        options.max_in_flight_per_chat = static_cast<uint32_t>(std::stoul(value));
       else Usage("unknown flag " + name);
     } catch (const std::exception&) {
       Usage("bad value for " + name + ": '" + value + "'");

@@ -54,12 +54,15 @@
 // shard waits behind that backlog in the stream, however fair the engine's
 // turns are. So each shard counts, per chat (by its 64-bit FNV-1a hash; two
 // chats that collide only share a limit), the entries loaded into the
-// engine. An entry whose chat is at the limit, or already has parked
-// entries, is parked: its payload is dropped and only its id is kept, in a
+// engine. Once the shard is crowded (half its window loaded), an entry whose
+// chat is at the limit is parked, and so is every entry of a chat that
+// already has parked entries: its payload is dropped and only its id is kept, in a
 // per-chat list sorted by id. It stays pending in Redis (delivered to this
 // consumer, owned, not trimmed: the trim bound is the oldest pending entry)
-// and is fetched again with XRANGE once the chat is below its limit, oldest
-// first, so a chat's entries reach the engine in id order. Parked entries
+// and is fetched again with XRANGE once the chat is below its limit or the
+// shard is no longer crowded, oldest first, so a chat's entries reach the
+// engine in id order. Below half a window nothing is parked: parking costs
+// an XRANGE per entry, and only a full window stops the reads. Parked entries
 // do not count against max_in_flight_per_shard (reading goes on past them)
 // but against max_parked_per_shard. The periodic claim pass re-claims them
 // with XCLAIM ... JUSTID (which resets their idle time without counting a
@@ -199,6 +202,7 @@ struct ConsumerCore {
   void ConfirmAcks(size_t commands);
   void TrimAcked();
   void SubmitHeld();
+  bool Crowded(const ShardState& s) const;
   bool MustPark(const ShardState& s, uint64_t chat_hash) const;
   void Park(ShardState& s, uint64_t chat_hash, const StreamId& sid);
   void Loaded(ShardState& s, uint64_t chat_hash);
@@ -556,11 +560,16 @@ void ConsumerCore::SubmitHeld() {
   }
 }
 
+bool ConsumerCore::Crowded(const ShardState& s) const {
+  return s.owned.size() - s.parked >= std::max<uint64_t>(1, options.max_in_flight_per_shard / 2);
+}
+
 bool ConsumerCore::MustPark(const ShardState& s, uint64_t chat_hash) const {
   if (options.max_in_flight_per_chat == 0) return false;
   const auto it = s.flows.find(chat_hash);
   if (it == s.flows.end()) return false;
-  return it->second.loaded >= options.max_in_flight_per_chat || !it->second.parked.empty();
+  if (!it->second.parked.empty()) return true;  // behind its own parked entries
+  return it->second.loaded >= options.max_in_flight_per_chat && Crowded(s);
 }
 
 void ConsumerCore::Park(ShardState& s, uint64_t chat_hash, const StreamId& sid) {
@@ -592,7 +601,8 @@ void ConsumerCore::Unloaded(ShardState& s, uint64_t chat_hash) {
   if (--f.loaded == 0 && f.parked.empty() && !f.listed) s.flows.erase(it);
 }
 
-// Fetches parked entries of chats below their limit (XRANGE by id, one
+// Fetches parked entries of chats below their limit, or of any chat once its
+// shard is no longer crowded (XRANGE by id, one
 // pipelined round trip for all shards) and submits them in id order. A
 // shard with held entries waits: they are older than anything parked
 // after them. True when it fetched something.
@@ -621,7 +631,7 @@ bool ConsumerCore::UnparkStep() {
         continue;
       }
       Flow& f = it->second;
-      while (f.loaded < options.max_in_flight_per_chat && !f.parked.empty() &&
+      while ((f.loaded < options.max_in_flight_per_chat || !Crowded(s)) && !f.parked.empty() &&
              wants.size() < kMaxFetch) {
         wants.push_back({shard, h, f.parked.front()});
         f.parked.pop_front();

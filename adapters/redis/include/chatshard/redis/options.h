@@ -83,7 +83,9 @@ struct ConsumerOptions {
   // yet acked). Range 1..1048576.
   uint32_t max_in_flight_per_shard = 1024;
   // Entries of one chat loaded at once (read into the adapter and the engine,
-  // not yet finished). The chat's further entries are parked: the adapter
+  // not yet finished) while its shard is crowded (half of
+  // max_in_flight_per_shard loaded). The chat's further entries are then
+  // parked: the adapter
   // keeps only their stream ids (they stay pending in Redis, so a crash loses
   // nothing) and fetches them again by id (XRANGE), in id order, as the
   // chat's earlier entries finish. A hot chat's backlog then cannot fill the
