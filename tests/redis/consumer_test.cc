@@ -146,6 +146,9 @@ TEST(RedisConsumerTest, RoundTripProcessesEachMessageOnceInPerChatOrder) {
   EXPECT_EQ(st.acked, static_cast<uint64_t>(kN));
   EXPECT_EQ(st.in_flight, 0u);
   EXPECT_EQ((*consumer)->engine().Stats().total.completed, static_cast<uint64_t>(kN));
+  const std::string joined = (*consumer)->StatsJson();
+  EXPECT_EQ(joined.rfind("{\"engine\":{", 0), 0u) << joined;
+  EXPECT_NE(joined.find(",\"redis\":" + st.ToJson() + "}"), std::string::npos) << joined;
   std::printf("[measure] end-to-end publish->handle->ack: %d msgs in %.3f s = %.0f msgs/s; %s\n",
               kN, secs, kN / secs, st.ToJson().c_str());
 }

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "chatshard/engine.h"
@@ -72,6 +73,9 @@ class Consumer {
   virtual RedisStats Stats() const = 0;
   // The engine the consumer feeds, for its StatsSnapshot; owned by the consumer.
   virtual const Engine& engine() const = 0;
+  // Both snapshots in one JSON object: {"engine": StatsSnapshot::ToJson(),
+  // "redis": RedisStats::ToJson()}, taken one after the other.
+  std::string StatsJson() const;
 
  protected:
   Consumer() = default;
