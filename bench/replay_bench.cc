@@ -88,7 +88,7 @@ Clock::duration RunEngine(Ordering ordering, benchmark::State& state) {
       items.clear();
       const size_t count = std::min(kBatch, n - first);
       for (size_t i = 0; i < count; ++i) {
-        payloads[i] = ReplayProbe::EncodePayload(first + i);
+        payloads[i] = ReplayProbe::EncodePayload(first + i, traffic.messages[first + i].chat);
         items.push_back(SubmitItem{traffic.chats[traffic.messages[first + i].chat],
                                    std::string_view(payloads[i].data(), payloads[i].size())});
       }

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -27,7 +28,7 @@ Traffic AlternatingTraffic(uint32_t chats, uint64_t messages) {
 // Runs message `index` of `traffic` through the probe, as the engine would.
 Outcome HandleMessage(ReplayProbe& probe, const Traffic& traffic, uint64_t index,
                       Clock::time_point enqueued = Clock::now()) {
-  const ReplayProbe::Payload payload = ReplayProbe::EncodePayload(index);
+  const ReplayProbe::Payload payload = probe.PayloadFor(index);
   MessageView view;
   view.chat_id = traffic.chats[traffic.messages[index].chat];
   view.payload = std::string_view(payload.data(), payload.size());
@@ -80,15 +81,42 @@ TEST(ReplayProbeTest, FailsMessagesTheReplayDidNotSend) {
   view.chat_id = "chat-0";
   view.payload = "short";
   EXPECT_EQ(probe.Handle(view), Outcome::kFail);
-  const ReplayProbe::Payload out_of_range = ReplayProbe::EncodePayload(2);
+  const ReplayProbe::Payload out_of_range = ReplayProbe::EncodePayload(2, 0);
   view.payload = std::string_view(out_of_range.data(), out_of_range.size());
   EXPECT_EQ(probe.Handle(view), Outcome::kFail);
-  const ReplayProbe::Payload of_chat_1 = ReplayProbe::EncodePayload(1);
+  const ReplayProbe::Payload of_chat_1 = probe.PayloadFor(1);
   view.payload = std::string_view(of_chat_1.data(), of_chat_1.size());
   EXPECT_EQ(probe.Handle(view), Outcome::kFail);  // message 1 belongs to chat-1
+  const ReplayProbe::Payload no_such_chat = ReplayProbe::EncodePayload(0, 7);
+  view.payload = std::string_view(no_such_chat.data(), no_such_chat.size());
+  EXPECT_EQ(probe.Handle(view), Outcome::kFail);  // the file has 2 chats
   const ReplayProbe::Totals totals = probe.Collect();
-  EXPECT_EQ(totals.corrupt, 3u);
+  EXPECT_EQ(totals.corrupt, 4u);
   EXPECT_EQ(totals.runs, 0u);
+}
+
+TEST(ReplayProbeTest, PayloadCarriesIndexAndChatOrDefersALargeChatIndexToTheFile) {
+  const Traffic traffic = AlternatingTraffic(3, 9);
+  ReplayProbe probe(traffic, WorkSpec::Fixed(0, WorkMode::kBusy));
+  // A chat index too large for the payload's 24 bits travels as kChatInFile
+  // and the probe takes the chat from the file: message 5 is of chat-2.
+  const ReplayProbe::Payload deferred = ReplayProbe::EncodePayload(5, 1u << 24);
+  uint64_t value = 0;
+  std::memcpy(&value, deferred.data(), sizeof value);
+  EXPECT_EQ(value, 5u | (uint64_t{ReplayProbe::kChatInFile} << ReplayProbe::kIndexBits));
+  MessageView view;
+  view.chat_id = "chat-2";
+  view.payload = std::string_view(deferred.data(), deferred.size());
+  EXPECT_EQ(probe.Handle(view), Outcome::kDone);
+  const ReplayProbe::Payload packed = probe.PayloadFor(4);  // chat-1
+  std::memcpy(&value, packed.data(), sizeof value);
+  EXPECT_EQ(value, 4u | (uint64_t{1} << ReplayProbe::kIndexBits));
+  view.chat_id = "chat-1";
+  view.payload = std::string_view(packed.data(), packed.size());
+  EXPECT_EQ(probe.Handle(view), Outcome::kDone);
+  const ReplayProbe::Totals totals = probe.Collect();
+  EXPECT_EQ(totals.runs, 2u);
+  EXPECT_EQ(totals.corrupt, 0u);
 }
 
 TEST(ReplayProbeTest, RecordsEndToEndLatencyIncludingTheWork) {

@@ -64,7 +64,7 @@ GroupLatency Summarize(const internal::HistogramData& histogram) {
 // the outcome in `result`.
 void SubmitOne(const Traffic& traffic, uint64_t index, Producer& producer,
                ReplayResult& result) {
-  const ReplayProbe::Payload payload = ReplayProbe::EncodePayload(index);
+  const ReplayProbe::Payload payload = ReplayProbe::EncodePayload(index, traffic.messages[index].chat);
   const std::string_view chat_id = traffic.chats[traffic.messages[index].chat];
   const std::string_view payload_view(payload.data(), payload.size());
   Clock::time_point first_refusal{};
@@ -105,7 +105,7 @@ void SubmitRun(const Traffic& traffic, uint64_t first, size_t count, Producer& p
   std::array<uint64_t, kSubmitBatch> indexes;
   std::array<SubmitResult, kSubmitBatch> answers;
   for (size_t i = 0; i < count; ++i) {
-    payloads[i] = ReplayProbe::EncodePayload(first + i);
+    payloads[i] = ReplayProbe::EncodePayload(first + i, traffic.messages[first + i].chat);
     items[i] = SubmitItem{traffic.chats[traffic.messages[first + i].chat],
                           std::string_view(payloads[i].data(), payloads[i].size())};
     indexes[i] = first + i;

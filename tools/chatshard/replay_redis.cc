@@ -68,7 +68,7 @@ struct HandlerState {
     const std::optional<uint64_t> index = DecodeTrafficPayloadIndex(message.payload);
     ReplayProbe::Payload encoded{};
     if (index && *index < messages) {
-      encoded = ReplayProbe::EncodePayload(*index);
+      encoded = probe.PayloadFor(*index);
       view.payload = std::string_view(encoded.data(), encoded.size());
       // Acquire: pairs with PublishTraffic's release store before the
       // Publish call that carried this entry here.
