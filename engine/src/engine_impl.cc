@@ -375,11 +375,14 @@ ShutdownReport EngineImpl::Shutdown(ShutdownMode mode, Clock::duration deadline)
 
   // Hand back everything not running. A producer that reserved capacity
   // before `stopping` was set may still be enqueueing: collect until only
-  // the messages held by still-running handlers remain.
-  const bool tasks_gone = sum_drainers() == 0;
+  // the messages held by still-running handlers remain. Such a producer may
+  // also start a task after `aborting` was set (it read `aborting` just
+  // before): that task runs nothing and leaves at once, so a task seen here
+  // before the grace ends is waited for, not taken for a running handler.
   for (int round = 0;; ++round) {
     for (auto& shard : shards_) shard->Collect(&report.unprocessed);
-    if (!tasks_gone || sum_unfinished() <= 0 || round > 10000) break;
+    if (sum_unfinished() <= 0 || round > 10000) break;
+    if (sum_drainers() > 0 && Clock::now() >= grace_until) break;  // a handler outlived it
     std::this_thread::yield();
   }
   report.still_running = static_cast<uint64_t>(std::max<int64_t>(0, sum_unfinished()));
