@@ -20,6 +20,7 @@
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -503,7 +504,13 @@ int RunServeCommand(ServeFlags& flags) {
   if (!closed.ok()) {
     fmt::print(stderr, "chatshard serve: {} (they stay pending in Redis for the next consumer)\n",
                closed.message());
-    return kExitRunFailed;
+    // Close may have left its I/O thread running (Redis unreachable, or a
+    // handler that never returned): it still owns the engine, whose handler
+    // refers to this function's locals. Leave without running destructors
+    // rather than race them; the unfinished entries stay pending in Redis.
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::_Exit(kExitRunFailed);
   }
   return kExitOk;
 }

@@ -1090,9 +1090,14 @@ Status ConsumerImpl::Close(milliseconds deadline) {
   const auto start = Clock::now();
   c.closing.store(true, std::memory_order_release);
   // Most of the budget drains the engine; the rest sends the last acks.
+  // Engine::Shutdown gives handler runs still going at its deadline up to
+  // 100 ms more (engine.h), so that grace comes out of the engine's share:
+  // otherwise a stuck handler made the drain use the whole deadline, and the
+  // I/O thread, left no time for its last acks, was abandoned (detached).
+  constexpr Clock::duration kEngineGrace = milliseconds(100);
   const auto margin = std::min<Clock::duration>(milliseconds(50), deadline / 5);
   const auto engine_budget = std::max<Clock::duration>(Clock::duration::zero(),
-                                                       deadline - 2 * margin);
+                                                       deadline - 2 * margin - kEngineGrace);
   const ShutdownReport report = c.engine->Shutdown(ShutdownMode::kDrain, engine_budget);
   c.engine_drained.store(true, std::memory_order_release);
   std::unique_lock<std::mutex> l(c.state_mu);
