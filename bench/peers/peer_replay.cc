@@ -18,7 +18,8 @@
 // other shards, p99 enqueue->done of the other chats on it vs of chats
 // elsewhere (for asio, which has no shards, the same split is reported for
 // comparison only).
-// The file is JSON Lines, gzip or not (traffic_jsonl.h).
+// The file is any traffic file `chatshard replay` reads (JSON Lines, gzip or
+// not, or binary), read by the same cli::LoadTraffic.
 // Exit codes: 0 ok; 1 the file cannot be read or OUT written; 2 bad usage;
 // 3 a message was lost.
 #include <sys/resource.h>
@@ -41,7 +42,7 @@
 #include "chatshard/options.h"
 #include "chatshard/routing.h"
 #include "naive_engine.h"
-#include "traffic_jsonl.h"
+#include "traffic_file.h"  // tools/chatshard: the reader `chatshard replay` uses
 
 namespace {
 
@@ -164,12 +165,12 @@ std::string Escape(std::string_view text) {
 
 int main(int argc, char** argv) {
   const Flags flags = ParseFlags(argc, argv);
-  chatshard::bench::PeerTraffic traffic;
-  std::string load_error;
-  if (!chatshard::bench::LoadPeerTraffic(flags.file, &traffic, &load_error)) {
-    std::fprintf(stderr, "chatshard_peer_replay: %s\n", load_error.c_str());
+  chatshard::Result<chatshard::cli::Traffic> loaded = chatshard::cli::LoadTraffic(flags.file, {});
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "chatshard_peer_replay: %s\n", loaded.status().ToString().c_str());
     return 1;
   }
+  const chatshard::cli::Traffic& traffic = *loaded;
   const size_t n = traffic.messages.size();
   if (n == 0) {
     std::fprintf(stderr, "chatshard_peer_replay: %s holds no messages\n", flags.file.c_str());

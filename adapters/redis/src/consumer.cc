@@ -202,6 +202,12 @@ struct ConsumerCore {
   void ConfirmAcks(size_t commands);
   void TrimAcked();
   void SubmitHeld();
+  void QueueDeadLetter(uint32_t shard, const StreamId& sid, std::string_view id,
+                       std::string_view chat, std::string_view payload, uint32_t attempts,
+                       std::string reason);
+  uint64_t FlowKey(std::string_view chat) const;
+  bool SubmitLoaded(ShardState& s, uint64_t chat_hash, std::string_view chat,
+                    std::string_view wrapped);
   bool Crowded(const ShardState& s) const;
   bool MustPark(const ShardState& s, uint64_t chat_hash) const;
   void Park(ShardState& s, uint64_t chat_hash, const StreamId& sid);
@@ -272,7 +278,7 @@ Outcome ConsumerCore::Handle(const MessageView& m) {
   if (o == Outcome::kDone) {
     Completion c;
     c.shard = m.shard;
-    if (options.max_in_flight_per_chat > 0) c.chat_hash = Fnv1a64(m.chat_id);
+    c.chat_hash = FlowKey(m.chat_id);
     c.sid = ParseStreamId(e.id);
     completions.enqueue(std::move(c));
   }
@@ -283,7 +289,7 @@ void ConsumerCore::OnFailure(const FailedMessage& f) {
   const Envelope e = Decode(f.payload);
   Completion c;
   c.shard = f.shard;
-  if (options.max_in_flight_per_chat > 0) c.chat_hash = Fnv1a64(f.chat_id);
+  c.chat_hash = FlowKey(f.chat_id);
   c.sid = ParseStreamId(e.id);
   c.id = std::string(e.id);
   c.dead = true;
@@ -527,8 +533,7 @@ void ConsumerCore::SubmitHeld() {
     if (s.recovering) continue;
     while (!s.held.empty()) {
       Held& h = s.held.front();
-      const uint64_t chat_hash =
-          options.max_in_flight_per_chat > 0 ? Fnv1a64(h.chat) : 0;
+      const uint64_t chat_hash = FlowKey(h.chat);
       if (MustPark(s, chat_hash)) {
         Park(s, chat_hash, h.sid);
         s.held.pop_front();
@@ -545,19 +550,41 @@ void ConsumerCore::SubmitHeld() {
           r == SubmitResult::kTooManyChats || r == SubmitResult::kStopping) {
         break;  // hold it and retry later: never drop, never ack unprocessed
       }
-      Completion c;
-      c.shard = shard;
-      c.sid = h.sid;
-      c.id = h.id;
-      c.dead = true;
-      c.attempts = 0;
-      c.reason = "rejected by the engine: " + std::string(SubmitResultName(r));
-      c.chat = h.chat;
-      c.payload = std::string(Decode(h.envelope).payload);
-      dead.push_back(std::move(c));
+      QueueDeadLetter(shard, h.sid, h.id, h.chat, Decode(h.envelope).payload, 0,
+                      "rejected by the engine: " + std::string(SubmitResultName(r)));
       s.held.pop_front();
     }
   }
+}
+
+void ConsumerCore::QueueDeadLetter(uint32_t shard, const StreamId& sid, std::string_view id,
+                                   std::string_view chat, std::string_view payload,
+                                   uint32_t attempts, std::string reason) {
+  Completion c;
+  c.shard = shard;
+  c.sid = sid;
+  c.id = std::string(id);
+  c.dead = true;
+  c.attempts = attempts;
+  c.reason = std::move(reason);
+  c.chat = std::string(chat);
+  c.payload = std::string(payload);
+  dead.push_back(std::move(c));
+}
+
+// The chat's key in ShardState::flows; 0 (never looked up) with parking off.
+uint64_t ConsumerCore::FlowKey(std::string_view chat) const {
+  return options.max_in_flight_per_chat > 0 ? Fnv1a64(chat) : 0;
+}
+
+// Submits an entry read from Redis; counts it loaded and delivered when the
+// engine took it.
+bool ConsumerCore::SubmitLoaded(ShardState& s, uint64_t chat_hash, std::string_view chat,
+                                std::string_view wrapped) {
+  if (producer->Submit(chat, wrapped) != SubmitResult::kAccepted) return false;
+  Loaded(s, chat_hash);
+  delivered.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 bool ConsumerCore::Crowded(const ShardState& s) const {
@@ -668,11 +695,7 @@ bool ConsumerCore::UnparkStep() {
     if (!ParseEntry(x->element[0], w.shard, e)) continue;
     if (s.held.empty()) {
       EncodeInto(false, e.id, e.payload, envelope);
-      if (producer->Submit(e.chat, envelope) == SubmitResult::kAccepted) {
-        Loaded(s, w.chat_hash);
-        delivered.fetch_add(1, std::memory_order_relaxed);
-        continue;
-      }
+      if (SubmitLoaded(s, w.chat_hash, e.chat, envelope)) continue;
     }
     s.held.push_back(MakeHeld(e, false));
   }
@@ -748,15 +771,8 @@ bool ConsumerCore::ParseEntry(const redisReply* entry, uint32_t shard, EntryView
     return false;
   }
   if (!has_chat || !has_payload) {
-    Completion c;
-    c.shard = shard;
-    c.sid = out.sid;
-    c.id = std::string(out.id);
-    c.dead = true;
-    c.reason = "malformed entry: needs fields 'c' (chat id) and 'p' (payload)";
-    c.chat = std::string(chat);
-    c.payload = std::string(payload);
-    dead.push_back(std::move(c));
+    QueueDeadLetter(shard, out.sid, out.id, chat, payload, 0,
+                    "malformed entry: needs fields 'c' (chat id) and 'p' (payload)");
     return false;
   }
   out.chat = chat;
@@ -813,18 +829,10 @@ void ConsumerCore::RecoverStep(uint32_t shard) {
       const long long times = it == deliveries.end() ? 0 : it->second;
       if (options.max_deliveries > 0 && times >= options.max_deliveries) {
         // A poison message: every delivery so far ended without an ack.
-        Completion c;
-        c.shard = shard;
-        c.sid = e.sid;
-        c.id = std::string(e.id);
-        c.dead = true;
-        c.attempts = static_cast<uint32_t>(times);
-        c.reason = "delivered " + std::to_string(times) +
-                   " times without an ack (max_deliveries): the process handling it died or "
-                   "lost Redis each time";
-        c.chat = std::string(e.chat);
-        c.payload = std::string(e.payload);
-        dead.push_back(std::move(c));
+        QueueDeadLetter(shard, e.sid, e.id, e.chat, e.payload, static_cast<uint32_t>(times),
+                        "delivered " + std::to_string(times) +
+                            " times without an ack (max_deliveries): the process handling it "
+                            "died or lost Redis each time");
         continue;
       }
       s.recovered.push_back(MakeHeld(e, true));
@@ -933,18 +941,13 @@ bool ConsumerCore::ReadStep() {
       // The common case copies nothing here: the engine copies what it
       // accepts. Behind a held entry, or refused, the entry is held (in order).
       if (s.held.empty()) {
-        const uint64_t chat_hash =
-            options.max_in_flight_per_chat > 0 ? Fnv1a64(e.chat) : 0;
+        const uint64_t chat_hash = FlowKey(e.chat);
         if (MustPark(s, chat_hash)) {
           Park(s, chat_hash, e.sid);
           continue;
         }
         EncodeInto(false, e.id, e.payload, envelope);
-        if (producer->Submit(e.chat, envelope) == SubmitResult::kAccepted) {
-          Loaded(s, chat_hash);
-          delivered.fetch_add(1, std::memory_order_relaxed);
-          continue;
-        }
+        if (SubmitLoaded(s, chat_hash, e.chat, envelope)) continue;
       }
       s.held.push_back(MakeHeld(e, false));
     }
