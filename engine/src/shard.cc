@@ -54,39 +54,6 @@ ShardRecord& ThreadSlot::RecordFor(uint32_t shard) {
   return *rec;
 }
 
-// ---- Mailbox ring ----------------------------------------------------------
-
-void Shard::Mailbox::Grow() {
-  const size_t cap = ring.empty() ? 4 : ring.size() * 2;  // stays a power of two
-  std::vector<Envelope> bigger(cap);
-  const size_t mask = ring.size() - 1;
-  for (size_t i = 0; i < size; ++i) bigger[i] = std::move(ring[(head + i) & mask]);
-  ring.swap(bigger);
-  head = 0;
-}
-
-
-void Shard::Mailbox::PushFront(Envelope&& e) {
-  if (size == ring.size()) Grow();
-  head = (head - 1) & (ring.size() - 1);
-  ring[head] = std::move(e);
-  ++size;
-}
-
-void Shard::Mailbox::PopFrontInto(Envelope* out, size_t n) {
-  const size_t mask = ring.size() - 1;
-  for (size_t i = 0; i < n; ++i) out[i] = std::move(ring[(head + i) & mask]);
-  head = (head + n) & mask;
-  size -= n;
-}
-
-Envelope Shard::Mailbox::PopFront() {
-  Envelope e = std::move(ring[head]);
-  head = (head + 1) & (ring.size() - 1);
-  --size;
-  return e;
-}
-
 // ---- Construction ----------------------------------------------------------
 
 Shard::Shard(EngineCore* core, uint32_t index)
@@ -296,8 +263,13 @@ Outcome Shard::RunOne(ThreadSlot& slot, ShardRecord& rec, Envelope& e, bool cold
       rec.max_cold_wait_ns.store(static_cast<uint64_t>(wait), std::memory_order_relaxed);
     }
   }
-  const MessageView view{e.chat(),  e.payload(),   e.id(),
-                         index_,    e.attempts(),  Clock::time_point(std::chrono::nanoseconds(e.enqueued_ns()))};
+  const MessageView view{e.chat(),
+                         e.payload(),
+                         e.id(),
+                         index_,
+                         e.attempts(),
+                         Clock::time_point(std::chrono::nanoseconds(e.enqueued_ns())),
+                         Clock::time_point(std::chrono::nanoseconds(start))};
   // relaxed: a gauge for Stats().active.
   slot.running_shard.store(static_cast<int32_t>(index_), std::memory_order_relaxed);
   Outcome outcome;
@@ -422,7 +394,7 @@ class Shard::DistributeInto {
 void Shard::DistributeOneLocked(Envelope&& e) {
   e.set_id((uint64_t{index_} << 40) | next_id_++);
   Mailbox* mb = MailboxForLocked(e);
-  mb->PushBack(std::move(e));
+  mb->ring.PushBack(std::move(e));
   if (mb->state == ChatState::kIdle) {
     --idle_mailboxes_;
     PushReadyLocked(mb);
@@ -472,9 +444,8 @@ void Shard::SweepIdleLocked() {
   constexpr size_t kIdleFloor = 4096;
   if (idle_mailboxes_ < kIdleFloor || idle_mailboxes_ < mailboxes_.size() / 2) return;
   mailboxes_.Rebuild([this](Mailbox* mb) {
-    if (mb->state != ChatState::kIdle || mb->size != 0) return true;
-    if (mb->ring.size() > 64) std::vector<Envelope>().swap(mb->ring);
-    mb->head = 0;
+    if (mb->state != ChatState::kIdle || mb->ring.size() != 0) return true;
+    if (mb->ring.capacity() > 64) mb->ring.Reset();
     free_mailboxes_.push_back(mb);
     return false;
   });
@@ -493,13 +464,13 @@ void Shard::SweepIdleLocked() {
 
 void Shard::ReturnChatLocked(Mailbox* mb, std::vector<Envelope>& scratch, size_t from, size_t n,
                              uint32_t ran, bool retry, int64_t retry_due) {
-  for (size_t i = n; i > from; --i) mb->PushFront(std::move(scratch[i - 1]));
+  for (size_t i = n; i > from; --i) mb->ring.PushFront(std::move(scratch[i - 1]));
   if (ran > 0) sketch_.AddHashed(mb->chat, mb->hash, ran);
   if (retry) {
     mb->state = ChatState::kDelayed;
     mb->due_ns = retry_due;
     delayed_chats_.push_back(mb);
-  } else if (mb->size > 0) {
+  } else if (mb->ring.size() > 0) {
     if (!core_->aborting.load(std::memory_order_relaxed)) RecordTurnLocked(mb->hash, ran);
     PushReadyLocked(mb);
   } else {
@@ -565,9 +536,9 @@ Shard::SliceEnd Shard::DrainPerChat(ThreadSlot& slot) {
       mb->state = ChatState::kRunning;
       // A chat whose backlog fits in one turn is "cold": its wait is what
       // the fairness score `worst_cold_wait_us` watches.
-      cold = mb->size <= quantum;
-      n = std::min<size_t>(quantum, mb->size);
-      mb->PopFrontInto(scratch.data(), n);
+      cold = mb->ring.size() <= quantum;
+      n = std::min<size_t>(quantum, mb->ring.size());
+      mb->ring.PopFrontInto(scratch.data(), n);
       want_helper = ready_head_ != nullptr;
     }
     if (want_helper && drainers_.load(std::memory_order_relaxed) < concurrency_) {
@@ -761,8 +732,8 @@ size_t Shard::Collect(std::vector<UnprocessedMessage>* out) {
   // Mailboxes first: within a chat they hold older messages than ingress.
   mailboxes_.ForEach([&](Mailbox* mb) {
     if (mb->state == ChatState::kRunning) return;  // its task returns it later
-    while (mb->size > 0) {
-      Envelope e = mb->PopFront();
+    while (mb->ring.size() > 0) {
+      Envelope e = mb->ring.PopFront();
       hand_back(e);
     }
     if (mb->state == ChatState::kReady || mb->state == ChatState::kDelayed) {

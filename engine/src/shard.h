@@ -45,6 +45,7 @@
 #include "chatshard/engine.h"
 #include "cycle_clock.h"
 #include "envelope.h"
+#include "envelope_ring.h"
 #include "heavy_hitters.h"
 #include "histogram.h"
 #include "mpmc_queue.h"
@@ -169,30 +170,15 @@ class Shard {
   class DistributeInto;
   enum class ChatState : uint8_t { kIdle, kReady, kRunning, kDelayed };
 
-  // Ring buffer of a chat's queued messages; capacity is a power of two
-  // (positions wrap with a mask), grows by doubling and is kept when the chat
-  // goes idle, so a busy chat stops allocating.
+  // A chat's queued messages. The ring's storage is kept when the chat goes
+  // idle, so a busy chat stops allocating.
   struct Mailbox {
     std::string chat;
     uint32_t hash = 0;
     ChatState state = ChatState::kIdle;
     Mailbox* next = nullptr;  // run-queue link
     int64_t due_ns = 0;       // kDelayed: when it may run again
-    std::vector<Envelope> ring;
-    size_t head = 0;
-    size_t size = 0;
-
-    // Inline: once per message on the distribution path.
-    void PushBack(Envelope&& e) {
-      if (size == ring.size()) [[unlikely]] Grow();
-      ring[(head + size) & (ring.size() - 1)] = std::move(e);
-      ++size;
-    }
-    void PushFront(Envelope&& e);
-    Envelope PopFront();
-    // Moves the first `n` (<= size) messages into out[0, n).
-    void PopFrontInto(Envelope* out, size_t n);
-    void Grow();
+    EnvelopeRing ring;
   };
 
   // After an enqueue that found `waiting_before` messages in the ingress.
