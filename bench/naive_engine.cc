@@ -70,8 +70,13 @@ void NaiveEngine::WorkerLoop(uint32_t shard_index) {
       message = std::move(shard.queue.front());
       shard.queue.pop_front();
     }
-    const MessageView view{message.chat_id, message.payload, message.id, shard_index,
-                           /*attempt=*/1,   message.enqueued};
+    const MessageView view{message.chat_id,
+                           message.payload,
+                           message.id,
+                           shard_index,
+                           /*attempt=*/1,
+                           message.enqueued,
+                           /*started=*/Clock::time_point{}};  // no handler of this peer reads it
     bool ok = false;
     try {
       ok = handler_(view) == Outcome::kDone;

@@ -23,13 +23,6 @@ uint64_t HistogramBucketUpperBound(int bucket) {
   return lower + (uint64_t{1} << shift) - 1;
 }
 
-void HistogramData::Record(uint64_t value) {
-  ++counts[HistogramBucketOf(value)];
-  ++count;
-  sum += value;
-  max = std::max(max, value);
-}
-
 void HistogramData::Merge(const HistogramData& other) {
   for (int i = 0; i < kHistogramBuckets; ++i) counts[i] += other.counts[i];
   count += other.count;

@@ -53,7 +53,16 @@ struct HistogramData {
   uint64_t sum = 0;  // wraps after 2^64 ns (584 years) in total
   uint64_t max = 0;
 
-  void Record(uint64_t value);
+  // Inline: the replay's summary records every message.
+  void Record(uint64_t value) { RecordIn(HistogramBucketOf(value), value); }
+  // Record, with `bucket` == HistogramBucketOf(value) already known (one value
+  // going into several histograms).
+  void RecordIn(int bucket, uint64_t value) {
+    ++counts[bucket];
+    ++count;
+    sum += value;
+    if (value > max) max = value;
+  }
   void Merge(const HistogramData& other);
   // Nearest rank: the bucket of the ceil(q * count)-th smallest value, as its
   // upper bound capped at `max`. q is clamped to [0, 1]. 0 if empty.

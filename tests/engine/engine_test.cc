@@ -90,6 +90,12 @@ TEST(EngineTest, HandlerSeesChatPayloadAttemptShardAndEnqueueTime) {
     std::lock_guard<std::mutex> l(mu);
     EXPECT_GE(m.enqueued, before);
     EXPECT_LE(m.enqueued, Clock::now());
+    // The run's start comes from the drain loop's TSC-extrapolated clock,
+    // which may differ from steady_clock by its calibration error (far below
+    // a millisecond).
+    EXPECT_GE(m.started + std::chrono::milliseconds(1), m.enqueued);
+    EXPECT_LE(m.started, Clock::now() + std::chrono::milliseconds(1));
+    EXPECT_GT(m.started.time_since_epoch().count(), 0);
     seen.emplace_back(std::string(m.chat_id), std::string(m.payload), m.attempt, m.shard, m.id);
     return Outcome::kDone;
   });

@@ -33,6 +33,10 @@ struct MessageView {
   uint32_t shard = 0;
   uint32_t attempt = 1;     // 1 on the first run
   Clock::time_point enqueued;  // when Submit accepted it
+  // When this run began: the engine's clock, read once between two runs (the
+  // end of one run is the start of the next), so a handler can tell its
+  // queue wait (started - enqueued) without a clock read of its own.
+  Clock::time_point started;
 };
 
 // The handler's verdict on one run of a message.
