@@ -1,5 +1,7 @@
 #include "replay_probe.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -25,6 +27,26 @@ Traffic AlternatingTraffic(uint32_t chats, uint64_t messages) {
   return traffic;
 }
 
+constexpr uint64_t kNotRun = UINT64_MAX;
+
+// Per message of `traffic`: the end-to-end latency of its first run, or
+// kNotRun; checks what ForEachFirstRun hands over on the way.
+std::vector<uint64_t> EndToEnd(const ReplayProbe& probe, const Traffic& traffic) {
+  std::vector<uint64_t> latency(traffic.messages.size(), kNotRun);
+  const ReplayProbe::Totals totals = probe.ForEachFirstRun([&](const ReplayProbe::FirstRun& run) {
+    EXPECT_LT(run.index, traffic.messages.size());
+    EXPECT_EQ(run.chat, traffic.messages[run.index].chat) << run.index;
+    EXPECT_EQ(latency[run.index], kNotRun) << "handed over twice: " << run.index;
+    EXPECT_GT(run.finished_ns, 0);
+    latency[run.index] = run.end_to_end_ns;
+  });
+  EXPECT_EQ(totals.first_runs, totals.runs - totals.duplicates);
+  EXPECT_EQ(totals.first_runs,
+            static_cast<uint64_t>(std::count_if(latency.begin(), latency.end(),
+                                                [](uint64_t ns) { return ns != kNotRun; })));
+  return latency;
+}
+
 // Runs message `index` of `traffic` through the probe, as the engine would.
 Outcome HandleMessage(ReplayProbe& probe, const Traffic& traffic, uint64_t index,
                       Clock::time_point enqueued = Clock::now()) {
@@ -33,6 +55,7 @@ Outcome HandleMessage(ReplayProbe& probe, const Traffic& traffic, uint64_t index
   view.chat_id = traffic.chats[traffic.messages[index].chat];
   view.payload = std::string_view(payload.data(), payload.size());
   view.enqueued = enqueued;
+  view.started = Clock::now();
   return probe.Handle(view);
 }
 
@@ -45,7 +68,7 @@ TEST(ReplayProbeTest, InOrderRunsOfInterleavedChatsAreNoViolation) {
   EXPECT_EQ(totals.order_violations, 0u);
   EXPECT_EQ(totals.duplicates, 0u);
   EXPECT_EQ(totals.corrupt, 0u);
-  for (uint64_t ns : totals.end_to_end_ns) EXPECT_NE(ns, ReplayProbe::kNotRun);
+  for (uint64_t ns : EndToEnd(probe, traffic)) EXPECT_NE(ns, kNotRun);
 }
 
 TEST(ReplayProbeTest, CountsAMessageRunAfterALaterOneOfItsChat) {
@@ -59,7 +82,7 @@ TEST(ReplayProbeTest, CountsAMessageRunAfterALaterOneOfItsChat) {
   const ReplayProbe::Totals totals = probe.Collect();
   EXPECT_EQ(totals.order_violations, 2u);
   EXPECT_EQ(totals.runs, 5u);
-  EXPECT_EQ(totals.end_to_end_ns[5], ReplayProbe::kNotRun);
+  EXPECT_EQ(EndToEnd(probe, traffic)[5], kNotRun);
 }
 
 TEST(ReplayProbeTest, CountsASecondRunOfAMessageAsDuplicate) {
@@ -72,6 +95,10 @@ TEST(ReplayProbeTest, CountsASecondRunOfAMessageAsDuplicate) {
   EXPECT_EQ(totals.duplicates, 1u);
   EXPECT_EQ(totals.order_violations, 0u);  // a repeat is not a step back
   EXPECT_EQ(totals.runs, 3u);
+  EXPECT_EQ(totals.first_runs, 2u);
+  const std::vector<uint64_t> latency = EndToEnd(probe, traffic);
+  EXPECT_NE(latency[1], kNotRun);
+  EXPECT_EQ(latency[2], kNotRun);
 }
 
 TEST(ReplayProbeTest, FailsMessagesTheReplayDidNotSend) {
@@ -105,6 +132,7 @@ TEST(ReplayProbeTest, PayloadCarriesIndexAndChatOrDefersALargeChatIndexToTheFile
   std::memcpy(&value, deferred.data(), sizeof value);
   EXPECT_EQ(value, 5u | (uint64_t{ReplayProbe::kChatInFile} << ReplayProbe::kIndexBits));
   MessageView view;
+  view.started = Clock::now();
   view.chat_id = "chat-2";
   view.payload = std::string_view(deferred.data(), deferred.size());
   EXPECT_EQ(probe.Handle(view), Outcome::kDone);
@@ -117,6 +145,9 @@ TEST(ReplayProbeTest, PayloadCarriesIndexAndChatOrDefersALargeChatIndexToTheFile
   const ReplayProbe::Totals totals = probe.Collect();
   EXPECT_EQ(totals.runs, 2u);
   EXPECT_EQ(totals.corrupt, 0u);
+  const std::vector<uint64_t> latency = EndToEnd(probe, traffic);  // checks each run's chat
+  EXPECT_NE(latency[5], kNotRun);
+  EXPECT_NE(latency[4], kNotRun);
 }
 
 TEST(ReplayProbeTest, RecordsEndToEndLatencyIncludingTheWork) {
@@ -126,8 +157,8 @@ TEST(ReplayProbeTest, RecordsEndToEndLatencyIncludingTheWork) {
   ReplayProbe busy(traffic, WorkSpec::Fixed(1000, WorkMode::kBusy));
   HandleMessage(busy, traffic, 1);
   // Lower bounds only: a loaded machine may add any delay.
-  EXPECT_GE(probe.Collect().end_to_end_ns[0], 7'000'000u);
-  EXPECT_GE(busy.Collect().end_to_end_ns[1], 1'000'000u);
+  EXPECT_GE(EndToEnd(probe, traffic)[0], 7'000'000u);
+  EXPECT_GE(EndToEnd(busy, traffic)[1], 1'000'000u);
 }
 
 TEST(ReplayProbeTest, ThreadsHandlingDistinctChatsRecordEveryRun) {
@@ -146,7 +177,68 @@ TEST(ReplayProbeTest, ThreadsHandlingDistinctChatsRecordEveryRun) {
   EXPECT_EQ(totals.runs, kMessages);
   EXPECT_EQ(totals.duplicates, 0u);
   EXPECT_EQ(totals.order_violations, 0u);
-  for (uint64_t i = 0; i < kMessages; ++i) ASSERT_NE(totals.end_to_end_ns[i], ReplayProbe::kNotRun);
+  const std::vector<uint64_t> latency = EndToEnd(probe, traffic);
+  for (uint64_t i = 0; i < kMessages; ++i) ASSERT_NE(latency[i], kNotRun) << i;
+}
+
+// Visits with `threads` threads; returns how often each message was visited
+// and checks that each call came with a thread number below `threads`.
+std::vector<int> VisitCounts(const ReplayProbe& probe, const Traffic& traffic, unsigned threads,
+                             ReplayProbe::Totals* totals, std::vector<uint64_t>* per_thread) {
+  std::vector<std::atomic<int>> visits(traffic.messages.size());
+  std::vector<std::atomic<uint64_t>> by_thread(threads);
+  *totals = probe.ForEachFirstRun(threads, [&](unsigned k, const ReplayProbe::FirstRun& run) {
+    EXPECT_LT(k, threads);
+    if (k < threads) by_thread[k].fetch_add(1, std::memory_order_relaxed);
+    visits[run.index].fetch_add(1, std::memory_order_relaxed);
+  });
+  per_thread->clear();
+  for (auto& n : by_thread) per_thread->push_back(n.load());
+  std::vector<int> out;
+  for (auto& v : visits) out.push_back(v.load());
+  return out;
+}
+
+TEST(ReplayProbeTest, SplitsTheFirstRunsOverThreadsWhenNoRunRepeats) {
+  constexpr uint64_t kMessages = 300000;  // enough records for several threads
+  // Chat 0 has the even messages, chat 1 the odd ones: a thread per chat.
+  const Traffic traffic = AlternatingTraffic(2, kMessages);
+  ReplayProbe probe(traffic, WorkSpec::Fixed(0, WorkMode::kBusy), Ordering::kPerChat);
+  std::thread a([&] {
+    for (uint64_t i = 0; i < kMessages; i += 2) HandleMessage(probe, traffic, i);
+  });
+  std::thread b([&] {
+    for (uint64_t i = 1; i < kMessages; i += 2) HandleMessage(probe, traffic, i);
+  });
+  a.join();
+  b.join();
+  ReplayProbe::Totals totals;
+  std::vector<uint64_t> per_thread;
+  const std::vector<int> visits = VisitCounts(probe, traffic, 3, &totals, &per_thread);
+  EXPECT_EQ(totals.runs, kMessages);
+  EXPECT_EQ(totals.first_runs, kMessages);
+  EXPECT_EQ(totals.duplicates, 0u);
+  EXPECT_EQ(totals.order_violations, 0u);
+  for (uint64_t i = 0; i < kMessages; ++i) ASSERT_EQ(visits[i], 1) << i;
+  ASSERT_EQ(per_thread.size(), 3u);
+  for (uint64_t n : per_thread) EXPECT_EQ(n, kMessages / 3);  // equal stretches
+}
+
+TEST(ReplayProbeTest, ARepeatedRunIsVisitedOnceWhateverTheThreadCount) {
+  constexpr uint64_t kMessages = 200000;
+  const Traffic traffic = AlternatingTraffic(5, kMessages);
+  ReplayProbe probe(traffic, WorkSpec::Fixed(0, WorkMode::kBusy), Ordering::kPerChat);
+  for (uint64_t i = 0; i < kMessages; ++i) HandleMessage(probe, traffic, i);
+  HandleMessage(probe, traffic, kMessages - 1);  // a repeat of the chat's latest
+  HandleMessage(probe, traffic, 17);             // a repeat that also steps back
+  ReplayProbe::Totals totals;
+  std::vector<uint64_t> per_thread;
+  const std::vector<int> visits = VisitCounts(probe, traffic, 4, &totals, &per_thread);
+  EXPECT_EQ(totals.runs, kMessages + 2);
+  EXPECT_EQ(totals.duplicates, 2u);
+  EXPECT_EQ(totals.first_runs, kMessages);
+  EXPECT_EQ(totals.order_violations, 1u);
+  for (uint64_t i = 0; i < kMessages; ++i) ASSERT_EQ(visits[i], 1) << i;
 }
 
 TEST(ReplayProbeTest, ThreadsRacingOnOneChatCountOnlyRealStepsBack) {

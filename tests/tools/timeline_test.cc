@@ -1,10 +1,12 @@
 #include "timeline.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <string>
+#include <vector>
 
 #include "cli_runner.h"
 #include "gtest/gtest.h"
@@ -36,19 +38,17 @@ TEST(TimelineTest, BucketWidthIsOneTwoFiveAndCoversTheSpanInAtMost300) {
 
 TEST(TimelineTest, BucketsAcceptedAndFinishedTimes) {
   const Clock::time_point start = Clock::time_point{} + std::chrono::seconds(100);
-  ReplayProbe::Totals totals;
+  TimelineBuilder builder(start, milliseconds(3));
   const auto add = [&](Clock::duration finished, Clock::duration end_to_end) {
-    totals.finished.push_back(start + finished);
-    totals.end_to_end_ns.push_back(static_cast<uint64_t>(nanoseconds(end_to_end).count()));
+    builder.Add(nanoseconds((start + finished).time_since_epoch()).count(),
+                static_cast<uint64_t>(nanoseconds(end_to_end).count()));
   };
   add(microseconds(25), microseconds(25));    // accepted at 0, finished in bucket 2
   add(microseconds(0), microseconds(0));      // both in bucket 0
   add(milliseconds(5), milliseconds(1));      // past the span: the last bucket
-  totals.finished.push_back(Clock::time_point{});  // never ran
-  totals.end_to_end_ns.push_back(ReplayProbe::kNotRun);
   add(microseconds(2995), microseconds(995));  // accepted at 2 ms, finished in the last bucket
 
-  const Timeline timeline = MakeTimeline(totals, start, milliseconds(3));
+  const Timeline timeline = std::move(builder).Take();
   EXPECT_DOUBLE_EQ(timeline.bucket_s, 10e-6);
   ASSERT_EQ(timeline.completed.size(), 300u);
   ASSERT_EQ(timeline.accepted.size(), 300u);
@@ -63,8 +63,68 @@ TEST(TimelineTest, BucketsAcceptedAndFinishedTimes) {
   EXPECT_EQ(std::accumulate(timeline.accepted.begin(), timeline.accepted.end(), uint64_t{0}), 4u);
 }
 
+TEST(TimelineTest, EventsOnABucketEdgeGoToTheBucketThatStartsThere) {
+  // The builder multiplies by 1 / width instead of dividing; check it agrees
+  // with the division on every edge, and one nanosecond either side of it.
+  for (const auto span :
+       {Clock::duration(milliseconds(3)), Clock::duration(std::chrono::seconds(7)),
+        Clock::duration(std::chrono::hours(30))}) {
+    const Clock::time_point start = Clock::time_point{} + std::chrono::seconds(1000);
+    const int64_t start_ns = nanoseconds(start.time_since_epoch()).count();
+    const int64_t span_ns = nanoseconds(span).count();
+    const int64_t width = TimelineBucketNs(span_ns);
+    const int64_t buckets = (span_ns + width - 1) / width;
+    for (int64_t edge = 0; edge < buckets; ++edge) {
+      for (const int64_t offset : {int64_t{-1}, int64_t{0}, int64_t{1}}) {
+        const int64_t at = edge * width + offset;
+        TimelineBuilder builder(start, span);
+        builder.Add(start_ns + at, 0);
+        const Timeline timeline = std::move(builder).Take();
+        const auto expected = static_cast<size_t>(std::clamp<int64_t>(at / width, 0, buckets - 1));
+        ASSERT_EQ(timeline.completed[expected], 1u) << "span " << span_ns << " at " << at;
+        ASSERT_EQ(timeline.accepted[expected], 1u) << "span " << span_ns << " at " << at;
+      }
+    }
+  }
+}
+
+TEST(TimelineTest, StreaksAndMergesCountLikeOneDivisionPerEvent) {
+  // Mostly ascending times with jumps back and forth, over two builders that
+  // are then merged, against counting each event by division.
+  const Clock::time_point start = Clock::time_point{} + std::chrono::seconds(50);
+  const int64_t start_ns = nanoseconds(start.time_since_epoch()).count();
+  const Clock::duration span = milliseconds(40);
+  const int64_t width = TimelineBucketNs(nanoseconds(span).count());
+  const auto buckets = static_cast<int64_t>((nanoseconds(span).count() + width - 1) / width);
+  std::vector<uint64_t> completed(static_cast<size_t>(buckets));
+  std::vector<uint64_t> accepted(static_cast<size_t>(buckets));
+  TimelineBuilder a(start, span);
+  TimelineBuilder b(start, span);
+  uint32_t rng = 99;
+  int64_t t = -50'000;
+  for (int i = 0; i < 200000; ++i) {
+    rng ^= rng << 13;
+    rng ^= rng >> 17;
+    rng ^= rng << 5;
+    t += rng % 7 == 0 ? -static_cast<int64_t>(rng % 300'000) : static_cast<int64_t>(rng % 400);
+    const auto e2e = static_cast<uint64_t>(rng % 2'000'000);
+    ((rng >> 8) % 3 == 0 ? b : a).Add(start_ns + t, e2e);
+    const auto bucket_of = [&](int64_t x) {
+      return static_cast<size_t>(std::clamp<int64_t>(x < 0 ? 0 : x / width, 0, buckets - 1));
+    };
+    ++completed[bucket_of(t)];
+    ++accepted[bucket_of(t - static_cast<int64_t>(e2e))];
+  }
+  a.Merge(b);
+  const Timeline timeline = std::move(a).Take();
+  EXPECT_EQ(timeline.completed, completed);
+  EXPECT_EQ(timeline.accepted, accepted);
+}
+
 TEST(TimelineTest, EmptySpanIsAnEmptyTimeline) {
-  const Timeline timeline = MakeTimeline(ReplayProbe::Totals{}, Clock::now(), Clock::duration{});
+  TimelineBuilder builder(Clock::now(), Clock::duration{});
+  builder.Add(nanoseconds(Clock::now().time_since_epoch()).count(), 5);  // ignored
+  const Timeline timeline = std::move(builder).Take();
   EXPECT_EQ(timeline.bucket_s, 0);
   EXPECT_TRUE(timeline.completed.empty());
   EXPECT_TRUE(timeline.accepted.empty());

@@ -16,11 +16,11 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
 
-#include "shared_flags.h"
 #include "exit_code.h"
 #include "histogram.h"
 #include "html_report.h"
@@ -29,6 +29,8 @@
 #include "progress.h"
 #include "replay_redis.h"
 #include "report.h"
+#include "shared_flags.h"
+#include "timeline.h"
 
 namespace chatshard::cli {
 namespace {
@@ -168,58 +170,6 @@ void SubmitAll(const Traffic& traffic, const ReplayConfig& config, Producer& pro
   }
 }
 
-// Fills result.end_to_end and result.isolation from the probe's latencies.
-void SummarizeLatency(const Traffic& traffic, const std::vector<uint32_t>& chat_shard,
-                      const ReplayProbe::Totals& totals, ReplayResult& result) {
-  Isolation& isolation = result.isolation;
-  uint32_t hot_chat = 0;
-  if (!result.stats.hot_chats.empty()) {
-    const HotChat& hottest = result.stats.hot_chats.front();
-    for (uint32_t chat = 0; chat < traffic.chats.size(); ++chat) {
-      if (traffic.chats[chat] == hottest.chat_id) {
-        isolation.known = true;
-        isolation.hot_chat = hottest.chat_id;
-        isolation.hot_shard = chat_shard[chat];
-        hot_chat = chat;
-        break;
-      }
-    }
-  }
-
-  internal::HistogramData all;
-  internal::HistogramData hot;
-  internal::HistogramData hot_shard_others;
-  internal::HistogramData other_shards;
-  for (uint64_t index = 0; index < traffic.messages.size(); ++index) {
-    const uint32_t chat = traffic.messages[index].chat;
-    if (isolation.known && chat == hot_chat) ++isolation.hot_chat_messages;
-    const uint64_t ns = totals.end_to_end_ns[index];
-    if (ns == ReplayProbe::kNotRun) continue;
-    all.Record(ns);
-    if (!isolation.known) continue;
-    if (chat == hot_chat) {
-      hot.Record(ns);
-    } else if (chat_shard[chat] == isolation.hot_shard) {
-      hot_shard_others.Record(ns);
-    } else {
-      other_shards.Record(ns);
-    }
-  }
-  result.end_to_end = all.SummaryMicros();
-  result.end_to_end_histogram.clear();
-  for (int bucket = 0; bucket < internal::kHistogramBuckets; ++bucket) {
-    if (all.counts[bucket] == 0) continue;
-    const uint64_t lower = bucket == 0 ? 0 : internal::HistogramBucketUpperBound(bucket - 1);
-    const uint64_t upper = std::min(internal::HistogramBucketUpperBound(bucket), all.max);
-    result.end_to_end_histogram.push_back(LatencyBucket{static_cast<double>(lower) / 1e3,
-                                                        static_cast<double>(upper) / 1e3,
-                                                        all.counts[bucket]});
-  }
-  isolation.hot_chat_latency = Summarize(hot);
-  isolation.hot_shard_others = Summarize(hot_shard_others);
-  isolation.other_shards = Summarize(other_shards);
-}
-
 // The flags of `chatshard replay` as parsed.
 struct ReplayFlags {
   ReplayConfig config;
@@ -298,7 +248,7 @@ int RunReplayCommand(ReplayFlags& flags) {
 }  // namespace
 
 Result<ReplayResult> Replay(const Traffic& traffic, const ReplayConfig& config) {
-  ReplayProbe probe(traffic, config.work);
+  ReplayProbe probe(traffic, config.work, config.engine.ordering);
   Result<std::unique_ptr<Engine>> created = Engine::Create(
       config.engine, [&probe](const MessageView& message) { return probe.Handle(message); });
   if (!created.ok()) return created.status();
@@ -333,19 +283,26 @@ Result<ReplayResult> Replay(const Traffic& traffic, const ReplayConfig& config) 
   result.unprocessed = shutdown.unprocessed.size();
   result.shutdown_deadline_reached = shutdown.deadline_reached;
   result.stats = engine->Stats();
-  engine.reset();  // waits for handler runs that outlived the deadline
+  // The probe may be read once every handler run has returned. When none
+  // outlived Shutdown that is now, and the engine's destruction (freeing its
+  // queues and mailboxes, milliseconds after a large replay) overlaps the
+  // summary below; otherwise the destructor waits for those runs first.
+  std::thread destroyer;
+  if (shutdown.still_running == 0) {
+    try {
+      destroyer = std::thread([doomed = std::move(engine)]() mutable { doomed.reset(); });
+    } catch (const std::system_error&) {
+      // No thread to be had: the closure that held the engine destroyed it.
+    }
+  }
+  engine.reset();
 
-  const ReplayProbe::Totals totals = probe.Collect();
   result.completed = result.stats.total.completed;
   result.failed = result.stats.total.failed;
-  result.handled = totals.runs;
-  result.duplicates = totals.duplicates;
-  result.order_violations = totals.order_violations;
-  result.corrupt = totals.corrupt;
   result.throughput_per_s =
       result.duration_s > 0 ? static_cast<double>(result.completed) / result.duration_s : 0;
-  SummarizeLatency(traffic, chat_shard, totals, result);
-  result.timeline = MakeTimeline(totals, start, end - start);
+  SummarizeRuns(traffic, chat_shard, probe, start, end - start, result);
+  if (destroyer.joinable()) destroyer.join();  // before `probe`, which its handler uses, goes
   return result;
 }
 
@@ -372,9 +329,94 @@ std::string ReplayProblems(const ReplayResult& result, const ReplayConfig& confi
   return problems;
 }
 
-void SummarizeReplayLatency(const Traffic& traffic, const std::vector<uint32_t>& chat_shard,
-                            const ReplayProbe::Totals& totals, ReplayResult& result) {
-  SummarizeLatency(traffic, chat_shard, totals, result);
+void SummarizeRuns(const Traffic& traffic, const std::vector<uint32_t>& chat_shard,
+                   const ReplayProbe& probe, Clock::time_point start, Clock::duration span,
+                   ReplayResult& result) {
+  // The hottest chat by the engine's sketch, found in the file.
+  Isolation& isolation = result.isolation;
+  uint32_t hot_chat = 0;
+  if (!result.stats.hot_chats.empty()) {
+    const HotChat& hottest = result.stats.hot_chats.front();
+    for (uint32_t chat = 0; chat < traffic.chats.size(); ++chat) {
+      if (traffic.chats[chat] == hottest.chat_id) {
+        isolation.known = true;
+        isolation.hot_chat = hottest.chat_id;
+        isolation.hot_shard = chat_shard[chat];
+        hot_chat = chat;
+        break;
+      }
+    }
+  }
+  // Each chat's isolation group: the hot chat, the other chats of its shard,
+  // the chats of the other shards; kNoGroup when there is no hot chat.
+  enum Group : uint8_t { kHot, kHotShardOthers, kOtherShards, kNoGroup };
+  std::vector<uint8_t> group(traffic.chats.size(), kNoGroup);
+  if (isolation.known) {
+    for (uint32_t chat = 0; chat < traffic.chats.size(); ++chat) {
+      group[chat] = chat == hot_chat                          ? kHot
+                    : chat_shard[chat] == isolation.hot_shard ? kHotShardOthers
+                                                              : kOtherShards;
+    }
+  }
+
+  // One pass over the runs, split over the CPUs: latency, isolation groups
+  // and the timeline, each thread in its own Partial, merged after.
+  struct alignas(64) Partial {
+    Partial(Clock::time_point start, Clock::duration span) : timeline(start, span) {}
+    internal::HistogramData all;
+    std::array<internal::HistogramData, 3> groups;
+    TimelineBuilder timeline;
+  };
+  const unsigned threads = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+  std::vector<Partial> partials;
+  partials.reserve(threads);
+  for (unsigned k = 0; k < threads; ++k) partials.emplace_back(start, span);
+  const ReplayProbe::Totals totals =
+      probe.ForEachFirstRun(threads, [&](unsigned k, const ReplayProbe::FirstRun& run) {
+        Partial& mine = partials[k];
+        const int bucket = internal::HistogramBucketOf(run.end_to_end_ns);
+        mine.all.RecordIn(bucket, run.end_to_end_ns);
+        if (const uint8_t g = group[run.chat]; g != kNoGroup) {
+          mine.groups[g].RecordIn(bucket, run.end_to_end_ns);
+        }
+        mine.timeline.Add(run.finished_ns, run.end_to_end_ns);
+      });
+  internal::HistogramData& all = partials[0].all;
+  std::array<internal::HistogramData, 3>& groups = partials[0].groups;
+  for (unsigned k = 1; k < threads; ++k) {
+    all.Merge(partials[k].all);
+    for (size_t g = 0; g < groups.size(); ++g) groups[g].Merge(partials[k].groups[g]);
+    partials[0].timeline.Merge(partials[k].timeline);
+  }
+  result.handled = totals.runs;
+  result.duplicates = totals.duplicates;
+  result.order_violations = totals.order_violations;
+  result.corrupt = totals.corrupt;
+  result.timeline = std::move(partials[0].timeline).Take();
+
+  if (isolation.known) {
+    // Every message ran once: the hot chat's runs are its messages in the
+    // file. Otherwise count them there.
+    if (totals.first_runs == traffic.messages.size()) {
+      isolation.hot_chat_messages = groups[kHot].count;
+    } else {
+      for (const TrafficMessage& message : traffic.messages) {
+        isolation.hot_chat_messages += message.chat == hot_chat;
+      }
+    }
+  }
+  result.end_to_end = all.SummaryMicros();
+  result.end_to_end_histogram.clear();
+  for (int bucket = 0; bucket < internal::kHistogramBuckets; ++bucket) {
+    if (all.counts[bucket] == 0) continue;
+    const uint64_t lower = bucket == 0 ? 0 : internal::HistogramBucketUpperBound(bucket - 1);
+    const uint64_t upper = std::min(internal::HistogramBucketUpperBound(bucket), all.max);
+    result.end_to_end_histogram.push_back(LatencyBucket{
+        static_cast<double>(lower) / 1e3, static_cast<double>(upper) / 1e3, all.counts[bucket]});
+  }
+  isolation.hot_chat_latency = Summarize(groups[kHot]);
+  isolation.hot_shard_others = Summarize(groups[kHotShardOthers]);
+  isolation.other_shards = Summarize(groups[kOtherShards]);
 }
 
 Subcommand AddReplayCommand(CLI::App& app) {

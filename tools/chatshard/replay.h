@@ -96,11 +96,14 @@ Result<ReplayResult> Replay(const Traffic& traffic, const ReplayConfig& config);
 // reasons, one per line, or empty.
 std::string ReplayProblems(const ReplayResult& result, const ReplayConfig& config);
 
-// Fills result.end_to_end and result.isolation from a probe's totals and the
-// hottest chat of result.stats; chat_shard[c] is chat c's shard. For replays
-// that run the probe elsewhere (replay_redis.cc).
-void SummarizeReplayLatency(const Traffic& traffic, const std::vector<uint32_t>& chat_shard,
-                            const ReplayProbe::Totals& totals, ReplayResult& result);
+// Fills result's run counts (handled, duplicates, order_violations, corrupt),
+// end_to_end latency and histogram, isolation (around the hottest chat of
+// result.stats) and timeline (over [start, start + span)) from what `probe`
+// recorded, in one pass. chat_shard[c] is chat c's shard. Call it once every
+// handler run has returned (see ReplayProbe). Used by replay_redis.cc too.
+void SummarizeRuns(const Traffic& traffic, const std::vector<uint32_t>& chat_shard,
+                   const ReplayProbe& probe, Clock::time_point start, Clock::duration span,
+                   ReplayResult& result);
 
 // Registers `replay` on `app`.
 Subcommand AddReplayCommand(CLI::App& app);

@@ -7,12 +7,16 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "cycle_clock.h"  // engine/src: the drain loop's TSC clock
 
 namespace chatshard::cli {
 namespace {
+
+// Handle subtracts Clock's count from the TSC clock's nanoseconds.
+static_assert(std::is_same_v<Clock::duration, std::chrono::nanoseconds>);
 
 // Relaxed: only uniqueness matters.
 std::atomic<uint64_t> next_probe_id{1};
@@ -31,78 +35,106 @@ ReplayProbe::Payload ReplayProbe::PayloadFor(uint64_t index) const {
   return EncodePayload(index, traffic_.messages[index].chat);
 }
 
-ReplayProbe::ReplayProbe(const Traffic& traffic, WorkSpec work)
+ReplayProbe::ReplayProbe(const Traffic& traffic, WorkSpec work, Ordering ordering)
     : traffic_(traffic),
       work_(work),
+      chats_serial_(ordering == Ordering::kPerChat),
       id_(next_probe_id.fetch_add(1, std::memory_order_relaxed)),
       chats_(std::make_unique<ChatProgress[]>(traffic.chats.size())) {
   chat_end_.reserve(traffic.chats.size());
+  size_t text_bytes = 0;
+  for (const std::string& chat : traffic.chats) text_bytes += chat.size();
+  chat_text_.reserve(text_bytes);
   for (const std::string& chat : traffic.chats) {
     chat_text_ += chat;
     chat_end_.push_back(chat_text_.size());
   }
 }
 
+Outcome ReplayProbe::Corrupt() {
+  corrupt_.fetch_add(1, std::memory_order_relaxed);
+  return Outcome::kFail;
+}
+
 Outcome ReplayProbe::Handle(const MessageView& message) {
-  uint64_t index = 0;
-  if (message.payload.size() != kPayloadBytes) {
-    corrupt_.fetch_add(1, std::memory_order_relaxed);
-    return Outcome::kFail;
-  }
+  if (message.payload.size() != kPayloadBytes) [[unlikely]]
+    return Corrupt();
   uint64_t value = 0;
   std::memcpy(&value, message.payload.data(), sizeof value);
-  index = value & ((uint64_t{1} << kIndexBits) - 1);
+  const uint64_t index = value & kIndexMask;
   uint32_t chat = static_cast<uint32_t>(value >> kIndexBits);
-  if (index >= traffic_.messages.size()) {
-    corrupt_.fetch_add(1, std::memory_order_relaxed);
-    return Outcome::kFail;
-  }
-  if (chat == kChatInFile) chat = traffic_.messages[index].chat;
-  if (chat >= chat_end_.size()) {
-    corrupt_.fetch_add(1, std::memory_order_relaxed);
-    return Outcome::kFail;
-  }
+  if (index >= traffic_.messages.size()) [[unlikely]]
+    return Corrupt();
+  if (chat == kChatInFile) [[unlikely]]
+    chat = traffic_.messages[index].chat;
+  if (chat >= chat_end_.size()) [[unlikely]]
+    return Corrupt();
   const uint64_t chat_begin = chat == 0 ? 0 : chat_end_[chat - 1];
-  if (message.chat_id !=
-      std::string_view(chat_text_).substr(chat_begin, chat_end_[chat] - chat_begin)) {
-    corrupt_.fetch_add(1, std::memory_order_relaxed);
-    return Outcome::kFail;
+  const size_t chat_bytes = chat_end_[chat] - chat_begin;
+  if (message.chat_id.size() != chat_bytes ||
+      std::memcmp(message.chat_id.data(), chat_text_.data() + chat_begin, chat_bytes) != 0)
+      [[unlikely]] {
+    return Corrupt();
   }
 
   // Order: this run must not come after a later message of its chat.
   // Relaxed: the atomic orders nothing else. With ordering per_chat the
   // engine makes each run of a chat happen before the next, so a correct run
-  // always loads what the previous run stored; with ordering none, runs of one
-  // chat overlap and the atomic only keeps this check free of data races.
+  // always loads what the previous run stored, and a plain store suffices;
+  // with ordering none, runs of one chat overlap and the compare-exchange
+  // keeps the count exact.
   std::atomic<uint64_t>& progress = chats_[chat].next_index;
   const uint64_t mine = index + 1;
   uint64_t seen = progress.load(std::memory_order_relaxed);
-  while (seen < mine) {
-    // Success: this run is now the chat's latest. Failure: a concurrent run of
-    // the same chat stored first (ordering none only); `seen` holds its value
-    // and is checked again.
-    if (progress.compare_exchange_weak(seen, mine, std::memory_order_relaxed,
-                                       std::memory_order_relaxed)) {
-      break;
+  if (chats_serial_) {
+    if (seen < mine) progress.store(mine, std::memory_order_relaxed);
+  } else {
+    while (seen < mine) {
+      // Success: this run is now the chat's latest. Failure: a concurrent
+      // run of the same chat stored first; `seen` holds its value and is
+      // checked again.
+      if (progress.compare_exchange_weak(seen, mine, std::memory_order_relaxed,
+                                         std::memory_order_relaxed)) {
+        break;
+      }
     }
   }
-  if (seen > mine) order_violations_.fetch_add(1, std::memory_order_relaxed);
-  // seen == mine is a second run of this message: Collect counts it.
+  if (seen >= mine) [[unlikely]] {
+    // seen == mine is a second run of this message: ForEachFirstRun counts
+    // it, once it knows to look (relaxed: plain counts, read after every run
+    // has returned).
+    not_new_.fetch_add(1, std::memory_order_relaxed);
+    if (seen > mine) order_violations_.fetch_add(1, std::memory_order_relaxed);
+  }
 
-  work_.Perform(index);
-
-  // The engine's TSC-extrapolated steady clock (engine/src/cycle_clock.h):
-  // about 12 ns a read here against 32 for steady_clock::now(), which was 6%
-  // of a per_chat replay's samples, on the drain thread that bounds it. Its
-  // values are steady_clock readings (at most 1 ms extrapolated), so they
-  // compare with message.enqueued.
-  thread_local internal::SliceClock clock;
-  const Clock::time_point finished{std::chrono::nanoseconds(clock.Now())};
-  const int64_t ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(finished - message.enqueued).count();
-  RecordsOfThisThread().records.push_back(
-      Record{index, ns > 0 ? static_cast<uint64_t>(ns) : 0, finished});
+  ThreadRecords& records = RecordsOfThisThread();
+  int64_t finished_ns;
+  if (work_.none()) {
+    // Nothing to do: the run ends where it began, on the engine's clock
+    // (MessageView::started), and the probe reads no clock of its own (a
+    // TSC read was a fifth of Handle's samples in a per_chat replay).
+    finished_ns = message.started.time_since_epoch().count();
+  } else {
+    work_.Perform(index);
+    // The engine's TSC-extrapolated steady clock (engine/src/cycle_clock.h):
+    // about 12 ns a read here against 32 for steady_clock::now(). Its values
+    // are steady_clock readings (at most 1 ms extrapolated), so they compare
+    // with message.enqueued.
+    finished_ns = records.clock->Now();
+  }
+  const int64_t ns = finished_ns - message.enqueued.time_since_epoch().count();
+  records.Append(Record{value, ns > 0 ? static_cast<uint64_t>(ns) : 0, finished_ns});
   return Outcome::kDone;
+}
+
+ReplayProbe::ThreadRecords::ThreadRecords() : clock(std::make_unique<internal::SliceClock>()) {}
+ReplayProbe::ThreadRecords::~ThreadRecords() = default;
+
+void ReplayProbe::ThreadRecords::AddChunk() {
+  // for_overwrite: no zeroing, every record is written before it is read.
+  chunks.push_back(std::make_unique_for_overwrite<Record[]>(kChunkRecords));
+  tail = chunks.back().get();
+  tail_used = 0;
 }
 
 ReplayProbe::ThreadRecords& ReplayProbe::RecordsOfThisThread() {
@@ -112,37 +144,12 @@ ReplayProbe::ThreadRecords& ReplayProbe::RecordsOfThisThread() {
   thread_local ThreadRecords* cached_records = nullptr;
   if (cached_probe_id != id_) {
     auto records = std::make_unique<ThreadRecords>();
-    records->records.reserve(traffic_.messages.size() / 8 + 64);
     std::lock_guard<std::mutex> lock(slots_mu_);
     slots_.push_back(std::move(records));
     cached_records = slots_.back().get();
     cached_probe_id = id_;
   }
   return *cached_records;
-}
-
-ReplayProbe::Totals ReplayProbe::Collect() const {
-  Totals totals;
-  totals.end_to_end_ns.assign(traffic_.messages.size(), kNotRun);
-  totals.finished.assign(traffic_.messages.size(), Clock::time_point{});
-  {
-    std::lock_guard<std::mutex> lock(slots_mu_);
-    for (const std::unique_ptr<ThreadRecords>& slot : slots_) {
-      for (const Record& record : slot->records) {
-        ++totals.runs;
-        uint64_t& latency = totals.end_to_end_ns[record.index];
-        if (latency != kNotRun) {
-          ++totals.duplicates;
-        } else {
-          latency = record.end_to_end_ns;
-          totals.finished[record.index] = record.finished;
-        }
-      }
-    }
-  }
-  totals.order_violations = order_violations_.load(std::memory_order_relaxed);
-  totals.corrupt = corrupt_.load(std::memory_order_relaxed);
-  return totals;
 }
 
 }  // namespace chatshard::cli

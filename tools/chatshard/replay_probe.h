@@ -4,17 +4,18 @@
 // same chat already ran (an order violation), whether the message ran before
 // (a duplicate), and its end-to-end latency (Submit accepted -> handler done).
 //
-// Thread safety: Handle may run on any number of threads at once. Collect
-// must not overlap Handle: call it once every handler run has returned (after
-// the engine was destroyed; Shutdown alone is not enough when a handler
-// outlived its deadline). Collect then sees everything every run recorded:
-// the engine's destructor waits for its runs and the TBB threads' slots were
-// published under slots_mu_.
+// Thread safety: Handle may run on any number of threads at once.
+// ForEachFirstRun and Collect must not overlap Handle: call them once every
+// handler run has returned (after the engine was destroyed; Shutdown alone is
+// not enough when a handler outlived its deadline). They then see everything
+// every run recorded: the engine's destructor waits for its runs and the TBB
+// threads' slots were published under slots_mu_.
 //
 // Owns its per-chat and per-thread storage; `traffic` must outlive it.
 #ifndef CHATSHARD_TOOLS_CHATSHARD_REPLAY_PROBE_H_
 #define CHATSHARD_TOOLS_CHATSHARD_REPLAY_PROBE_H_
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -23,13 +24,21 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "chatshard/message.h"
+#include "chatshard/options.h"
 #include "traffic_file.h"
 #include "work_spec.h"
+
+namespace chatshard::internal {
+class SliceClock;  // engine/src/cycle_clock.h
+}  // namespace chatshard::internal
 
 namespace chatshard::cli {
 
@@ -38,7 +47,12 @@ namespace chatshard::cli {
 // std::hardware_destructive_interference_size, which GCC warns may change.
 inline constexpr size_t kCacheLine = 64;
 
-class ReplayProbe {
+// Aligned to a cache line, so that its members, which every handler run
+// reads, never share a line with its owner's neighbouring variables: the
+// replay keeps a probe on the stack beside counters the submitting thread
+// bumps, and the handler missed the cache on the probe at every run (perf: a
+// quarter of Handle's samples on its first load of a member).
+class alignas(kCacheLine) ReplayProbe {
  public:
   // A payload is 8 bytes, native order: the message's index in the traffic
   // file in the low 40 bits, its chat's index in the high 24 (kChatInFile
@@ -49,17 +63,21 @@ class ReplayProbe {
   static constexpr size_t kPayloadBytes = sizeof(uint64_t);
   static constexpr uint64_t kIndexBits = 40;
   static constexpr uint32_t kChatInFile = (1u << 24) - 1;
+  static constexpr uint64_t kIndexMask = (uint64_t{1} << kIndexBits) - 1;
   using Payload = std::array<char, kPayloadBytes>;
   // `index` < 2^40 (a file that large would not fit in memory).
   static Payload EncodePayload(uint64_t index, uint32_t chat);
   // The payload of message `index` of this probe's traffic.
   Payload PayloadFor(uint64_t index) const;
 
-  // Marks a message that never ran in Totals::end_to_end_ns.
-  static constexpr uint64_t kNotRun = std::numeric_limits<uint64_t>::max();
-
   // Each run performs work.Sample(index of the message in the file).
-  ReplayProbe(const Traffic& traffic, WorkSpec work);
+  // `ordering` is the engine's: with kPerChat the engine promises that runs of
+  // one chat never overlap, and the order check is a plain load and store of
+  // the chat's progress (a locked compare-exchange at every run cost a tenth
+  // of a per_chat replay's handler time, perf); with kNone runs of one chat
+  // may overlap and the check takes the compare-exchange, which counts every
+  // step back exactly whatever the interleaving.
+  ReplayProbe(const Traffic& traffic, WorkSpec work, Ordering ordering = Ordering::kNone);
   ReplayProbe(const ReplayProbe&) = delete;
   ReplayProbe& operator=(const ReplayProbe&) = delete;
 
@@ -69,27 +87,78 @@ class ReplayProbe {
 
   struct Totals {
     uint64_t runs = 0;              // handler runs of valid messages
+    uint64_t first_runs = 0;        // messages that ran (runs - duplicates)
     uint64_t duplicates = 0;        // runs of a message that had run before
     uint64_t order_violations = 0;  // runs after a later message of the same chat
     uint64_t corrupt = 0;           // runs answered kFail, see Handle
-    // Per message of the file: the end-to-end latency of its first run, or kNotRun.
-    std::vector<uint64_t> end_to_end_ns;
-    // Per message of the file: when its first run finished (meaningless when
-    // end_to_end_ns is kNotRun). finished - end_to_end_ns is when Submit accepted it.
-    std::vector<Clock::time_point> finished;
   };
-  // Merges the per-thread records. See "Thread safety" above.
-  Totals Collect() const;
+  // The first run of one message.
+  struct FirstRun {
+    uint64_t index;          // in the traffic file
+    uint32_t chat;           // index into the traffic's chats
+    uint64_t end_to_end_ns;  // Submit accepted -> handler done
+    int64_t finished_ns;     // handler done, steady_clock nanoseconds since its epoch
+  };
+  // Calls visit(k, run) once for every message that ran, with its first run,
+  // in no particular order, and returns the counts. The calls are split over
+  // up to `threads` threads (this one included): thread k (0 <= k < threads)
+  // makes the calls with first argument k, so a visitor that keeps a state
+  // per k needs no lock. One pass over what the handler threads recorded: no
+  // per-message array is built.
+  //
+  // Telling a repeated run apart takes a bit per message, visited on one
+  // thread. It is needed only when some run found its chat already at or past
+  // it (the progress Handle keeps per chat only grows, so every repeat does):
+  // otherwise no run repeats another and the records are split as they are.
+  // See "Thread safety" above.
+  template <typename Visit>
+  Totals ForEachFirstRun(unsigned threads, Visit&& visit) const;
+  // The same on this thread alone: visit(run).
+  template <typename Visit>
+  Totals ForEachFirstRun(Visit&& visit) const {
+    return ForEachFirstRun(1, [&visit](unsigned, const FirstRun& run) { visit(run); });
+  }
+  // The counts alone.
+  Totals Collect() const {
+    return ForEachFirstRun([](const FirstRun&) {});
+  }
 
  private:
+  // 24 bytes: what a run appends, on the handler's thread.
   struct Record {
-    uint64_t index;
+    uint64_t key;  // the payload's value: index | chat field << kIndexBits
     uint64_t end_to_end_ns;
-    Clock::time_point finished;  // the clock read that end_to_end_ns came from
+    int64_t finished_ns;
   };
-  // Appended to by one thread only; read by Collect.
+  // Appended to by one thread only; read by ForEachFirstRun. The thread's
+  // clock is here rather than in a thread_local of its own, so a run finds
+  // both with one lookup.
   struct alignas(kCacheLine) ThreadRecords {
-    std::vector<Record> records;
+    // Records go in fixed chunks, so appending never moves what is already
+    // recorded: a growing std::vector copied about 12 MB during a per_chat
+    // replay of the shared capture, on the handler threads that bound it.
+    static constexpr size_t kChunkRecords = 4096;  // 96 KB
+
+    ThreadRecords();
+    ~ThreadRecords();
+    void Append(const Record& record) {
+      if (tail_used == kChunkRecords) [[unlikely]]
+        AddChunk();
+      tail[tail_used++] = record;
+    }
+    [[gnu::noinline]] void AddChunk();
+    // Chunk i's records (all of them but in the last chunk).
+    std::span<const Record> Chunk(size_t i) const {
+      return {chunks[i].get(), i + 1 == chunks.size() ? tail_used : kChunkRecords};
+    }
+    size_t size() const {
+      return chunks.empty() ? 0 : (chunks.size() - 1) * kChunkRecords + tail_used;
+    }
+
+    std::vector<std::unique_ptr<Record[]>> chunks;
+    Record* tail = nullptr;            // chunks.back()
+    size_t tail_used = kChunkRecords;  // records in the tail chunk
+    std::unique_ptr<internal::SliceClock> clock;
   };
   // The largest message index + 1 that has run for one chat (0: none yet).
   // Packed, 8 to a cache line: with ordering per_chat one chat's runs are
@@ -102,11 +171,13 @@ class ReplayProbe {
     std::atomic<uint64_t> next_index{0};
   };
 
+  [[gnu::noinline]] Outcome Corrupt();
   ThreadRecords& RecordsOfThisThread();
 
   // Const after construction.
   const Traffic& traffic_;
   const WorkSpec work_;
+  const bool chats_serial_;  // ordering kPerChat: see the constructor
   const uint64_t id_;  // tells this probe's thread-local cache entries apart
   const std::unique_ptr<ChatProgress[]> chats_;  // one per chat of traffic_
   // Every chat id of traffic_, back to back, and where each one ends: the
@@ -119,11 +190,87 @@ class ReplayProbe {
   // every run has returned.
   std::atomic<uint64_t> order_violations_{0};
   std::atomic<uint64_t> corrupt_{0};
+  // Runs that found their chat at or past them: order violations and
+  // repeats (see ForEachFirstRun).
+  std::atomic<uint64_t> not_new_{0};
 
   // Each thread's records, created on its first run.
   mutable std::mutex slots_mu_;
   std::vector<std::unique_ptr<ThreadRecords>> slots_;  // guarded by slots_mu_
 };
+
+template <typename Visit>
+ReplayProbe::Totals ReplayProbe::ForEachFirstRun(unsigned threads, Visit&& visit) const {
+  // Fewer records than this are not worth a thread.
+  constexpr size_t kRecordsPerThread = 1 << 16;
+  Totals totals;
+  std::lock_guard<std::mutex> lock(slots_mu_);
+  std::vector<std::span<const Record>> parts;
+  for (const std::unique_ptr<ThreadRecords>& slot : slots_) {
+    for (size_t i = 0; i < slot->chunks.size(); ++i) parts.push_back(slot->Chunk(i));
+    totals.runs += slot->size();
+  }
+  const auto chat_of = [this](const Record& record, uint64_t index) {
+    const auto chat = static_cast<uint32_t>(record.key >> kIndexBits);
+    return chat == kChatInFile ? traffic_.messages[index].chat : chat;
+  };
+  if (not_new_.load(std::memory_order_relaxed) > 0) {
+    // Some run may repeat another: one thread, a bit per message.
+    std::vector<uint64_t> seen((traffic_.messages.size() + 63) / 64);
+    for (const std::span<const Record> part : parts) {
+      for (const Record& record : part) {
+        const uint64_t index = record.key & kIndexMask;
+        uint64_t& word = seen[index / 64];
+        const uint64_t bit = uint64_t{1} << (index % 64);
+        if ((word & bit) != 0) {
+          ++totals.duplicates;
+          continue;
+        }
+        word |= bit;
+        visit(0u,
+              FirstRun{index, chat_of(record, index), record.end_to_end_ns, record.finished_ns});
+      }
+    }
+  } else {
+    // Every record is a first run: thread k takes the k-th of `threads`
+    // equal stretches of all the records, parts laid end to end.
+    threads = static_cast<unsigned>(
+        std::clamp<size_t>(totals.runs / kRecordsPerThread, 1, std::max(threads, 1u)));
+    const auto visit_stretch = [&](unsigned k) {
+      size_t skip = totals.runs * k / threads;
+      size_t left = totals.runs * (k + 1) / threads - skip;
+      for (const std::span<const Record> part : parts) {
+        if (left == 0) break;
+        if (skip >= part.size()) {
+          skip -= part.size();
+          continue;
+        }
+        const size_t take = std::min(left, part.size() - skip);
+        for (const Record& record : part.subspan(skip, take)) {
+          const uint64_t index = record.key & kIndexMask;
+          visit(k,
+                FirstRun{index, chat_of(record, index), record.end_to_end_ns, record.finished_ns});
+        }
+        skip = 0;
+        left -= take;
+      }
+    };
+    std::vector<std::thread> helpers;
+    for (unsigned k = 1; k < threads; ++k) {
+      try {
+        helpers.emplace_back(visit_stretch, k);
+      } catch (const std::system_error&) {
+        visit_stretch(k);  // no thread to be had: this one does that stretch too
+      }
+    }
+    visit_stretch(0);
+    for (std::thread& helper : helpers) helper.join();
+  }
+  totals.first_runs = totals.runs - totals.duplicates;
+  totals.order_violations = order_violations_.load(std::memory_order_relaxed);
+  totals.corrupt = corrupt_.load(std::memory_order_relaxed);
+  return totals;
+}
 
 }  // namespace chatshard::cli
 

@@ -79,6 +79,7 @@ struct HandlerState {
       view.payload = {};  // not a payload of this replay: the probe counts it corrupt
       view.enqueued = Clock::now();
     }
+    view.started = Clock::now();
     return probe.Handle(view);
   }
 
@@ -319,15 +320,10 @@ Result<RedisReplayResult> ReplayThroughRedis(const Traffic& traffic, const Repla
     }
   }
 
-  const ReplayProbe::Totals totals = state->probe.Collect();
   result.accepted = published.confirmed;
   result.rejected = published.messages - published.confirmed;
   result.completed = result.stats.total.completed;
   result.failed = result.stats.total.failed;
-  result.handled = totals.runs;
-  result.duplicates = totals.duplicates;
-  result.order_violations = totals.order_violations;
-  result.corrupt = totals.corrupt;
   result.unprocessed = counters.pending_left;
   result.throughput_per_s =
       result.duration_s > 0 ? static_cast<double>(result.completed) / result.duration_s : 0;
@@ -336,8 +332,7 @@ Result<RedisReplayResult> ReplayThroughRedis(const Traffic& traffic, const Repla
     chat_shard[chat] =
         ShardFor(traffic.chats[chat], config.engine.partitions, config.engine.routing);
   }
-  SummarizeReplayLatency(traffic, chat_shard, totals, result);
-  result.timeline = MakeTimeline(totals, start, end - start);
+  SummarizeRuns(traffic, chat_shard, state->probe, start, end - start, result);
   return out;
 }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <limits>
+#include <utility>
 
 namespace chatshard::cli {
 
@@ -17,29 +19,57 @@ int64_t TimelineBucketNs(int64_t span_ns) {
   }
 }
 
-Timeline MakeTimeline(const ReplayProbe::Totals& totals, Clock::time_point start,
-                      Clock::duration span) {
-  using std::chrono::nanoseconds;
-  const int64_t span_ns = std::chrono::duration_cast<nanoseconds>(span).count();
-  const int64_t width_ns = TimelineBucketNs(span_ns);
-  Timeline timeline;
-  if (width_ns == 0) return timeline;
-  const int64_t buckets = (span_ns + width_ns - 1) / width_ns;
-  timeline.bucket_s = static_cast<double>(width_ns) / 1e9;
-  timeline.accepted.assign(static_cast<size_t>(buckets), 0);
-  timeline.completed.assign(static_cast<size_t>(buckets), 0);
-  const auto bucket_of = [&](int64_t since_start_ns) {
-    return static_cast<size_t>(std::clamp<int64_t>(since_start_ns / width_ns, 0, buckets - 1));
-  };
-  for (size_t index = 0; index < totals.end_to_end_ns.size(); ++index) {
-    const uint64_t end_to_end_ns = totals.end_to_end_ns[index];
-    if (end_to_end_ns == ReplayProbe::kNotRun) continue;
-    const int64_t finished_ns =
-        std::chrono::duration_cast<nanoseconds>(totals.finished[index] - start).count();
-    ++timeline.completed[bucket_of(finished_ns)];
-    ++timeline.accepted[bucket_of(finished_ns - static_cast<int64_t>(end_to_end_ns))];
+TimelineBuilder::TimelineBuilder(Clock::time_point start, Clock::duration span)
+    : start_ns_(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(start.time_since_epoch()).count()) {
+  const int64_t span_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(span).count();
+  width_ns_ = TimelineBucketNs(span_ns);
+  if (width_ns_ == 0) return;
+  const int64_t buckets = (span_ns + width_ns_ - 1) / width_ns_;
+  last_ = buckets - 1;
+  per_width_ = 1.0 / static_cast<double>(width_ns_);
+  timeline_.bucket_s = static_cast<double>(width_ns_) / 1e9;
+  timeline_.accepted.assign(static_cast<size_t>(buckets), 0);
+  timeline_.completed.assign(static_cast<size_t>(buckets), 0);
+}
+
+void TimelineBuilder::Begin(Streak& streak, int64_t since_start_ns) {
+  streak.bucket = BucketOf(since_start_ns);
+  const auto bucket = static_cast<int64_t>(streak.bucket);
+  // The first and last buckets also take what falls before and after the span.
+  streak.from = bucket == 0 ? std::numeric_limits<int64_t>::min() : bucket * width_ns_;
+  streak.to = bucket == last_ ? std::numeric_limits<int64_t>::max() : (bucket + 1) * width_ns_;
+  streak.events = 1;
+}
+
+size_t TimelineBuilder::BucketOf(int64_t since_start_ns) const {
+  if (since_start_ns <= 0) return 0;
+  // A multiply instead of a 64-bit division; the product may be one off at a
+  // bucket's edge, which the two checks correct.
+  auto bucket = static_cast<int64_t>(static_cast<double>(since_start_ns) * per_width_);
+  if (bucket * width_ns_ > since_start_ns) {
+    --bucket;
+  } else if ((bucket + 1) * width_ns_ <= since_start_ns) {
+    ++bucket;
   }
-  return timeline;
+  return static_cast<size_t>(std::min(bucket, last_));
+}
+
+void TimelineBuilder::Merge(TimelineBuilder& other) {
+  Flush(other.completed_, other.timeline_.completed);
+  Flush(other.accepted_, other.timeline_.accepted);
+  for (size_t i = 0; i < timeline_.completed.size(); ++i) {
+    timeline_.completed[i] += other.timeline_.completed[i];
+    timeline_.accepted[i] += other.timeline_.accepted[i];
+  }
+}
+
+Timeline TimelineBuilder::Take() && {
+  if (width_ns_ != 0) {
+    Flush(completed_, timeline_.completed);
+    Flush(accepted_, timeline_.accepted);
+  }
+  return std::move(timeline_);
 }
 
 }  // namespace chatshard::cli
