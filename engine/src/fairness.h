@@ -5,8 +5,10 @@
 #ifndef CHATSHARD_ENGINE_SRC_FAIRNESS_H_
 #define CHATSHARD_ENGINE_SRC_FAIRNESS_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
+#include <utility>
 
 namespace chatshard::internal {
 
@@ -25,6 +27,11 @@ LoadFairness ComputeLoadFairness(std::span<const uint64_t> loads);
 // Jain's fairness index (sum x)^2 / (n sum x^2). Empty or all-zero input
 // counts as even: 1.
 double JainIndex(std::span<const double> xs);
+
+// Jain's index of the service per key, from (key, service) pairs in any order
+// (a key may repeat: its services add up); `keys` gets the number of distinct
+// keys. O(n): sums in a hash table, without sorting.
+double ServiceJainByKey(std::span<const std::pair<uint32_t, uint32_t>> pairs, size_t* keys);
 
 // The upper tail P(X >= chi2) of a chi-square distribution with `dof` degrees
 // of freedom, i.e. the regularized upper incomplete gamma Q(dof/2, chi2/2).

@@ -701,17 +701,7 @@ Shard::ConsumerView Shard::ViewConsumerSide(size_t top_k) {
     window = turn_window_;
   }
   // Service each backlogged chat received over the recent turns.
-  std::sort(window.begin(), window.end());
-  std::vector<double> service;
-  for (size_t i = 0; i < window.size();) {
-    double total = 0;
-    size_t j = i;
-    for (; j < window.size() && window[j].first == window[i].first; ++j) total += window[j].second;
-    service.push_back(total);
-    i = j;
-  }
-  view.backlogged_chats = service.size();
-  view.backlogged_chat_jain = JainIndex(service);
+  view.backlogged_chat_jain = ServiceJainByKey(window, &view.backlogged_chats);
   return view;
 }
 

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <map>
+#include <utility>
 #include <vector>
 
 namespace chatshard::internal {
@@ -31,6 +33,37 @@ TEST(JainIndexTest, KnownValue) {
   // (1+2+3+4)^2 / (4 * (1+4+9+16)) = 100 / 120.
   const std::vector<double> xs = {1, 2, 3, 4};
   EXPECT_DOUBLE_EQ(JainIndex(xs), 100.0 / 120.0);
+}
+
+TEST(ServiceJainByKeyTest, AddsEachKeysServiceThenScores) {
+  const std::vector<std::pair<uint32_t, uint32_t>> pairs = {{1, 4}, {2, 4}, {1, 4}, {3, 8}};
+  size_t keys = 0;
+  // Services 8, 4, 8: (20)^2 / (3 * (64 + 16 + 64)).
+  EXPECT_DOUBLE_EQ(ServiceJainByKey(pairs, &keys), 400.0 / 432.0);
+  EXPECT_EQ(keys, 3u);
+  EXPECT_DOUBLE_EQ(ServiceJainByKey({}, &keys), 1.0);
+  EXPECT_EQ(keys, 0u);
+}
+
+TEST(ServiceJainByKeyTest, MatchesAMapOnManyKeysThatCollide) {
+  // Keys that share low or high bits, repeated in any order, against std::map.
+  std::vector<std::pair<uint32_t, uint32_t>> pairs;
+  std::map<uint32_t, double> reference;
+  uint32_t rng = 7;
+  for (int i = 0; i < 5000; ++i) {
+    rng ^= rng << 13;
+    rng ^= rng >> 17;
+    rng ^= rng << 5;
+    const uint32_t key = (rng % 700) << (i % 2 == 0 ? 20 : 0);
+    const uint32_t service = 1 + rng % 9;
+    pairs.emplace_back(key, service);
+    reference[key] += service;
+  }
+  std::vector<double> totals;
+  for (const auto& [key, total] : reference) totals.push_back(total);
+  size_t keys = 0;
+  EXPECT_NEAR(ServiceJainByKey(pairs, &keys), JainIndex(totals), 1e-12);
+  EXPECT_EQ(keys, reference.size());
 }
 
 TEST(LoadFairnessTest, DefaultsForNothingToCompare) {
