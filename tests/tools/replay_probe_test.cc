@@ -122,6 +122,31 @@ TEST(ReplayProbeTest, FailsMessagesTheReplayDidNotSend) {
   EXPECT_EQ(totals.runs, 0u);
 }
 
+TEST(ReplayProbeTest, FailsAChatIdThatDiffersInAnyOneByte) {
+  // Every length around the inline comparison's 8..32 bytes, every position.
+  for (size_t length = 1; length <= 40; ++length) {
+    Traffic traffic;
+    std::string chat;
+    for (size_t i = 0; i < length; ++i) chat.push_back(static_cast<char>('a' + i % 26));
+    traffic.chats.push_back(chat);
+    traffic.messages.push_back(TrafficMessage{.ts_us = 0, .chat = 0, .bytes = 0});
+    ReplayProbe probe(traffic, WorkSpec::Fixed(0, WorkMode::kBusy));
+    const ReplayProbe::Payload payload = probe.PayloadFor(0);
+    MessageView view;
+    view.payload = std::string_view(payload.data(), payload.size());
+    view.started = Clock::now();
+    for (size_t at = 0; at < length; ++at) {
+      std::string other = chat;
+      other[at] = 'Z';
+      view.chat_id = other;
+      EXPECT_EQ(probe.Handle(view), Outcome::kFail) << length << " " << at;
+    }
+    view.chat_id = chat;
+    EXPECT_EQ(probe.Handle(view), Outcome::kDone) << length;
+    EXPECT_EQ(probe.Collect().corrupt, length);
+  }
+}
+
 TEST(ReplayProbeTest, PayloadCarriesIndexAndChatOrDefersALargeChatIndexToTheFile) {
   const Traffic traffic = AlternatingTraffic(3, 9);
   ReplayProbe probe(traffic, WorkSpec::Fixed(0, WorkMode::kBusy));

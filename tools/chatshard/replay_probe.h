@@ -172,11 +172,13 @@ class alignas(kCacheLine) ReplayProbe {
   };
 
   [[gnu::noinline]] Outcome Corrupt();
-  ThreadRecords& RecordsOfThisThread();
+  ThreadRecords& RecordsOfThisThread();  // inline in replay_probe.cc
+  [[gnu::noinline]] ThreadRecords& NewRecordsOfThisThread();
 
   // Const after construction.
   const Traffic& traffic_;
   const WorkSpec work_;
+  const bool no_work_;       // work_.none(), read at every run
   const bool chats_serial_;  // ordering kPerChat: see the constructor
   const uint64_t id_;  // tells this probe's thread-local cache entries apart
   const std::unique_ptr<ChatProgress[]> chats_;  // one per chat of traffic_
