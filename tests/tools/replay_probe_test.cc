@@ -40,8 +40,8 @@ std::vector<uint64_t> EndToEnd(const ReplayProbe& probe, const Traffic& traffic)
     EXPECT_GT(run.finished_ns, 0);
     latency[run.index] = run.end_to_end_ns;
   });
-  EXPECT_EQ(totals.first_runs, totals.runs - totals.duplicates);
-  EXPECT_EQ(totals.first_runs,
+  EXPECT_EQ(totals.first_runs(), totals.runs - totals.duplicates);
+  EXPECT_EQ(totals.first_runs(),
             static_cast<uint64_t>(std::count_if(latency.begin(), latency.end(),
                                                 [](uint64_t ns) { return ns != kNotRun; })));
   return latency;
@@ -95,7 +95,7 @@ TEST(ReplayProbeTest, CountsASecondRunOfAMessageAsDuplicate) {
   EXPECT_EQ(totals.duplicates, 1u);
   EXPECT_EQ(totals.order_violations, 0u);  // a repeat is not a step back
   EXPECT_EQ(totals.runs, 3u);
-  EXPECT_EQ(totals.first_runs, 2u);
+  EXPECT_EQ(totals.first_runs(), 2u);
   const std::vector<uint64_t> latency = EndToEnd(probe, traffic);
   EXPECT_NE(latency[1], kNotRun);
   EXPECT_EQ(latency[2], kNotRun);
@@ -241,7 +241,7 @@ TEST(ReplayProbeTest, SplitsTheFirstRunsOverThreadsWhenNoRunRepeats) {
   std::vector<uint64_t> per_thread;
   const std::vector<int> visits = VisitCounts(probe, traffic, 3, &totals, &per_thread);
   EXPECT_EQ(totals.runs, kMessages);
-  EXPECT_EQ(totals.first_runs, kMessages);
+  EXPECT_EQ(totals.first_runs(), kMessages);
   EXPECT_EQ(totals.duplicates, 0u);
   EXPECT_EQ(totals.order_violations, 0u);
   for (uint64_t i = 0; i < kMessages; ++i) ASSERT_EQ(visits[i], 1) << i;
@@ -261,7 +261,7 @@ TEST(ReplayProbeTest, ARepeatedRunIsVisitedOnceWhateverTheThreadCount) {
   const std::vector<int> visits = VisitCounts(probe, traffic, 4, &totals, &per_thread);
   EXPECT_EQ(totals.runs, kMessages + 2);
   EXPECT_EQ(totals.duplicates, 2u);
-  EXPECT_EQ(totals.first_runs, kMessages);
+  EXPECT_EQ(totals.first_runs(), kMessages);
   EXPECT_EQ(totals.order_violations, 1u);
   for (uint64_t i = 0; i < kMessages; ++i) ASSERT_EQ(visits[i], 1) << i;
 }

@@ -64,8 +64,8 @@ TEST(TimelineTest, BucketsAcceptedAndFinishedTimes) {
 }
 
 TEST(TimelineTest, EventsOnABucketEdgeGoToTheBucketThatStartsThere) {
-  // The builder multiplies by 1 / width instead of dividing; check it agrees
-  // with the division on every edge, and one nanosecond either side of it.
+  // Every bucket edge, and one nanosecond either side of it, against a
+  // division by the width.
   for (const auto span :
        {Clock::duration(milliseconds(3)), Clock::duration(std::chrono::seconds(7)),
         Clock::duration(std::chrono::hours(30))}) {

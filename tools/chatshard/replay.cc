@@ -397,7 +397,7 @@ void SummarizeRuns(const Traffic& traffic, const std::vector<uint32_t>& chat_sha
   if (isolation.known) {
     // Every message ran once: the hot chat's runs are its messages in the
     // file. Otherwise count them there.
-    if (totals.first_runs == traffic.messages.size()) {
+    if (totals.first_runs() == traffic.messages.size()) {
       isolation.hot_chat_messages = groups[kHot].count;
     } else {
       for (const TrafficMessage& message : traffic.messages) {

@@ -162,7 +162,8 @@ Outcome ReplayProbe::Handle(const MessageView& message) {
   return Outcome::kDone;
 }
 
-ReplayProbe::ThreadRecords::ThreadRecords() : clock(std::make_unique<internal::SliceClock>()) {}
+ReplayProbe::ThreadRecords::ThreadRecords(bool needs_clock)
+    : clock(needs_clock ? std::make_unique<internal::SliceClock>() : nullptr) {}
 ReplayProbe::ThreadRecords::~ThreadRecords() = default;
 
 void ReplayProbe::ThreadRecords::AddChunk() {
@@ -173,7 +174,7 @@ void ReplayProbe::ThreadRecords::AddChunk() {
 }
 
 ReplayProbe::ThreadRecords& ReplayProbe::NewRecordsOfThisThread() {
-  auto records = std::make_unique<ThreadRecords>();
+  auto records = std::make_unique<ThreadRecords>(/*needs_clock=*/!no_work_);
   std::lock_guard<std::mutex> lock(slots_mu_);
   slots_.push_back(std::move(records));
   t_records = slots_.back().get();

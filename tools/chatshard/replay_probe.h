@@ -6,10 +6,11 @@
 //
 // Thread safety: Handle may run on any number of threads at once.
 // ForEachFirstRun and Collect must not overlap Handle: call them once every
-// handler run has returned (after the engine was destroyed; Shutdown alone is
-// not enough when a handler outlived its deadline). They then see everything
-// every run recorded: the engine's destructor waits for its runs and the TBB
-// threads' slots were published under slots_mu_.
+// handler run has returned, that is after Shutdown(kDrain) reported none
+// still running (its wait for the accepted messages to finish acquires what
+// the runs wrote), or else after the engine was destroyed (its destructor
+// waits for runs that outlived the deadline). The TBB threads' record slots
+// are published under slots_mu_.
 //
 // Owns its per-chat and per-thread storage; `traffic` must outlive it.
 #ifndef CHATSHARD_TOOLS_CHATSHARD_REPLAY_PROBE_H_
@@ -87,10 +88,10 @@ class alignas(kCacheLine) ReplayProbe {
 
   struct Totals {
     uint64_t runs = 0;              // handler runs of valid messages
-    uint64_t first_runs = 0;        // messages that ran (runs - duplicates)
     uint64_t duplicates = 0;        // runs of a message that had run before
     uint64_t order_violations = 0;  // runs after a later message of the same chat
     uint64_t corrupt = 0;           // runs answered kFail, see Handle
+    uint64_t first_runs() const { return runs - duplicates; }  // messages that ran
   };
   // The first run of one message.
   struct FirstRun {
@@ -139,7 +140,8 @@ class alignas(kCacheLine) ReplayProbe {
     // replay of the shared capture, on the handler threads that bound it.
     static constexpr size_t kChunkRecords = 4096;  // 96 KB
 
-    ThreadRecords();
+    // The clock only when runs do work: without, a run ends at its start.
+    explicit ThreadRecords(bool needs_clock);
     ~ThreadRecords();
     void Append(const Record& record) {
       if (tail_used == kChunkRecords) [[unlikely]]
@@ -158,7 +160,7 @@ class alignas(kCacheLine) ReplayProbe {
     std::vector<std::unique_ptr<Record[]>> chunks;
     Record* tail = nullptr;            // chunks.back()
     size_t tail_used = kChunkRecords;  // records in the tail chunk
-    std::unique_ptr<internal::SliceClock> clock;
+    std::unique_ptr<internal::SliceClock> clock;  // null without work
   };
   // The largest message index + 1 that has run for one chat (0: none yet).
   // Packed, 8 to a cache line: with ordering per_chat one chat's runs are
@@ -268,7 +270,6 @@ ReplayProbe::Totals ReplayProbe::ForEachFirstRun(unsigned threads, Visit&& visit
     visit_stretch(0);
     for (std::thread& helper : helpers) helper.join();
   }
-  totals.first_runs = totals.runs - totals.duplicates;
   totals.order_violations = order_violations_.load(std::memory_order_relaxed);
   totals.corrupt = corrupt_.load(std::memory_order_relaxed);
   return totals;

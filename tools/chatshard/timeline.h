@@ -5,7 +5,6 @@
 #ifndef CHATSHARD_TOOLS_CHATSHARD_TIMELINE_H_
 #define CHATSHARD_TOOLS_CHATSHARD_TIMELINE_H_
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <utility>
@@ -82,7 +81,6 @@ class TimelineBuilder {
   int64_t start_ns_ = 0;
   int64_t width_ns_ = 0;
   int64_t last_ = 0;  // the last bucket's index
-  double per_width_ = 0;
 };
 
 }  // namespace chatshard::cli
